@@ -1,0 +1,3 @@
+#ifndef CHTTPCORESHIMS_H
+#define CHTTPCORESHIMS_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef CISOLATION_H
+#define CISOLATION_H
+#endif

@@ -1,0 +1,1 @@
+// HTTPCore: HTTP/1.1 server on POSIX sockets. Implementation lands with issue 4.
