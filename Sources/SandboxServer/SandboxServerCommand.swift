@@ -1,9 +1,11 @@
 import ArgumentParser
 
+/// The `sandbox-server` executable: one binary, several subcommands.
 @main
 struct SandboxServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox-server",
-        abstract: "Runs untrusted programs in Linux sandboxes over HTTP."
+        abstract: "Runs untrusted programs in Linux sandboxes over HTTP.",
+        subcommands: [BenchCommand.self]
     )
 }
