@@ -1,1 +1,157 @@
 import CIsolation
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Settings of a ``Sandbox``, fixed for its lifetime.
+public struct SandboxConfiguration: Sendable, Hashable {
+    /// Runs that may execute at once; each slot has its own uid, box and cgroup.
+    public var slots: Int
+    /// Host directory for the sandbox's working state (mount points, generated /etc, boxes).
+    /// Must be on a local filesystem; it is created mode 0700.
+    public var workRoot: String
+    /// uid (and gid) of slot 0; slot n runs as `firstUID + n`.
+    public var firstUID: UInt32
+    /// cgroup version, mode and parent group.
+    public var cgroup: CgroupOptions
+    /// Hostname inside the sandbox.
+    public var hostname: String
+    /// Join the cgroup v1 cpu hierarchy so CPU quotas apply (v2 always supports them).
+    public var cpuQuotas: Bool
+
+    /// Creates a configuration.
+    /// - Parameters:
+    ///   - slots: Concurrent runs (default: the number of CPUs).
+    ///   - workRoot: Working directory of the sandbox (default `/run/sandbox-server`).
+    ///   - firstUID: uid of slot 0 (default 60000).
+    ///   - cgroup: cgroup options (default: auto-detected, parent `sandbox-server`).
+    ///   - hostname: Hostname inside (default `sandbox`).
+    ///   - cpuQuotas: Enable CPU quotas on cgroup v1 (default off).
+    public init(
+        slots: Int = Sandbox.processorCount, workRoot: String = "/run/sandbox-server", firstUID: UInt32 = 60_000,
+        cgroup: CgroupOptions = CgroupOptions(), hostname: String = "sandbox", cpuQuotas: Bool = false
+    ) {
+        self.slots = slots
+        self.workRoot = workRoot
+        self.firstUID = firstUID
+        self.cgroup = cgroup
+        self.hostname = hostname
+        self.cpuQuotas = cpuQuotas
+    }
+}
+
+/// Runs programs in sandboxes: fresh PID, mount, network, IPC, UTS and cgroup namespaces, a
+/// per-run cgroup with memory, process and CPU limits, a minimal read-only filesystem, an
+/// unprivileged uid unique to the slot, no capabilities, `no_new_privs` and a seccomp filter.
+///
+/// ``run(_:)`` blocks the calling thread until the run ends. Call it from dedicated threads,
+/// never from Swift's cooperative thread pool. Up to ``SandboxConfiguration/slots`` runs proceed
+/// at once; further callers wait for a free slot.
+public final class Sandbox: Sendable {
+    /// The configuration.
+    public let configuration: SandboxConfiguration
+    /// The cgroup version in use (1 or 2).
+    public var cgroupVersion: Int { cgroups.version }
+    /// Where our cgroups live (for diagnostics).
+    public var cgroupLocation: String { cgroups.location }
+
+    let layout: HostLayout
+    let cgroups: any CgroupBackend
+    let seccomp: SeccompProgram
+    let boxes: [SlotBox]
+    private let freeSlots: Mutex<[Int]>
+    private let slotSemaphore: DispatchSemaphore
+    private let closed = Atomic<Bool>(false)
+
+    /// Number of online CPUs.
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Checks the host, sets up cgroups, boxes and the generated /etc.
+    /// - Throws: ``SandboxError`` naming what is missing and how to fix it: not root, no cgroup
+    ///   controller, namespaces or seccomp unavailable. Never a silently weaker sandbox.
+    public init(configuration: SandboxConfiguration = SandboxConfiguration()) throws(SandboxError) {
+        guard configuration.slots >= 1, configuration.slots <= 1024 else {
+            throw SandboxError(.invalidSpec, "slots must be between 1 and 1024 (got \(configuration.slots))")
+        }
+        self.configuration = configuration
+        try Preflight.check()
+        // A write to a pipe whose reader is gone must fail with EPIPE, not kill the server.
+        signal(SIGPIPE, SIG_IGN)
+
+        let work = configuration.workRoot
+        Preflight.detachStaleMounts(under: work)
+        try System.makeDirectories(work, mode: 0o700)
+        chmod(work, 0o700)
+        try System.makeDirectory(work + "/root", mode: 0o755)
+        try System.makeDirectory(work + "/slots", mode: 0o700)
+        let users = (0..<configuration.slots).map { (uid: configuration.firstUID + UInt32($0), gid: configuration.firstUID + UInt32($0)) }
+        layout = try HostLayout.prepare(workRoot: work, sandboxUsers: users)
+        seccomp = try SeccompProgram()
+        cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
+        do {
+            try cgroups.setUp(slots: configuration.slots)
+        } catch {
+            cgroups.tearDown()
+            throw error
+        }
+        boxes = users.enumerated().map { index, user in
+            SlotBox(path: "\(work)/slots/\(index)/box", uid: user.uid, gid: user.gid)
+        }
+        freeSlots = Mutex(Array((0..<configuration.slots).reversed()))
+        slotSemaphore = DispatchSemaphore(value: configuration.slots)
+    }
+
+    deinit { close() }
+
+    /// Runs one program in a fresh slot and returns how it ended. Never throws: a sandbox failure
+    /// is a result with status ``RunStatus/internalError`` and a message.
+    public func run(_ spec: RunSpec) -> RunResult {
+        withSlot { $0.run(spec) }
+    }
+
+    /// Reserves a slot for a sequence of runs that share its box (compile, then run each test
+    /// over the compiled box), waiting for one to be free.
+    public func withSlot<T>(_ body: (SandboxSlot) throws -> T) rethrows -> T {
+        slotSemaphore.wait()
+        let index = freeSlots.withLock { $0.removeLast() }
+        defer {
+            freeSlots.withLock { $0.append(index) }
+            slotSemaphore.signal()
+        }
+        return try body(SandboxSlot(sandbox: self, index: index))
+    }
+
+    /// Runs `/usr/bin/true` and reports whether the sandbox works end to end.
+    public func selfTest() -> RunResult {
+        run(RunSpec(executable: "/usr/bin/true", limits: ResourceLimits(cpuTimeMilliseconds: 2_000, wallTimeMilliseconds: 5_000)))
+    }
+
+    /// Removes every cgroup, mount and directory the sandbox created. Idempotent; runs in
+    /// progress must have finished.
+    public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        cgroups.tearDown()
+        for box in boxes { box.destroy() }
+        let work = configuration.workRoot
+        for index in 0..<boxes.count { rmdir("\(work)/slots/\(index)") }
+        rmdir(work + "/slots")
+        rmdir(work + "/root")
+        Preflight.removeGeneratedEtc(layout.generatedEtc)
+        rmdir(work)
+    }
+}
+
+/// One reserved slot: its box and the runs made in it.
+public struct SandboxSlot: Sendable {
+    let sandbox: Sandbox
+    /// The slot number (0-based).
+    public let index: Int
+
+    /// The slot's box, for writing inputs before and reading artifacts after runs.
+    public var box: SlotBox { sandbox.boxes[index] }
+
+    /// Runs one program in this slot.
+    public func run(_ spec: RunSpec) -> RunResult {
+        Supervisor(sandbox: sandbox, slot: index).run(spec)
+    }
+}

@@ -1,0 +1,427 @@
+// The sandbox's fork → exec path. See CIsolation.h for why this is C.
+//
+// Process layout of one run:
+//   supervisor (Swift, host namespaces)
+//     └─ PID 1 of the new PID namespace: "init" below. Builds the mount tree, drops privileges,
+//        loads seccomp, then forks the program and reaps everything until the program ends.
+//          └─ the program (execve'd), and whatever it forks.
+// When init exits the kernel kills every process left in the namespace, so nothing outlives a run.
+
+#ifndef _GNU_SOURCE
+#error "CIsolation must be built with _GNU_SOURCE"
+#endif
+
+#include "CIsolation.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+const uint64_t CIS_CLONE_NEWNS = CLONE_NEWNS;
+const uint64_t CIS_CLONE_NEWPID = CLONE_NEWPID;
+const uint64_t CIS_CLONE_NEWNET = CLONE_NEWNET;
+const uint64_t CIS_CLONE_NEWIPC = CLONE_NEWIPC;
+const uint64_t CIS_CLONE_NEWUTS = CLONE_NEWUTS;
+const uint64_t CIS_CLONE_NEWUSER = CLONE_NEWUSER;
+const uint64_t CIS_CLONE_NEWCGROUP = CLONE_NEWCGROUP;
+const unsigned long CIS_MS_RDONLY = MS_RDONLY;
+const unsigned long CIS_MS_NOSUID = MS_NOSUID;
+const unsigned long CIS_MS_NODEV = MS_NODEV;
+const unsigned long CIS_MS_NOEXEC = MS_NOEXEC;
+const unsigned long CIS_MS_BIND = MS_BIND;
+const unsigned long CIS_MS_REC = MS_REC;
+
+// MARK: - Child side (async-signal-safe only)
+
+/// Sends the failed step to the parent and exits. write() and _exit() are async-signal-safe.
+__attribute__((noreturn)) static void cis_child_fail(int error_fd, cis_step step, int error_number, int index) {
+    cis_child_error report = {.step = step, .error_number = error_number, .index = index};
+    ssize_t ignored = write(error_fd, &report, sizeof report);
+    (void)ignored;
+    _exit(127);
+}
+
+/// Raw syscalls instead of glibc's setresuid/setresgid/setgroups: the glibc versions broadcast
+/// to every thread of the process (the "setxid" protocol) using the parent's thread list, which
+/// in a cloned child names threads that do not exist, and take internal locks.
+static int cis_raw_setresuid(uid_t uid) { return (int)syscall(SYS_setresuid, uid, uid, uid); }
+static int cis_raw_setresgid(gid_t gid) { return (int)syscall(SYS_setresgid, gid, gid, gid); }
+static int cis_raw_setgroups_none(void) { return (int)syscall(SYS_setgroups, 0, NULL); }
+
+static int cis_dup_onto(int from, int to) {
+    if (from == to) {
+        // dup2 would be a no-op and leave CLOEXEC set; clear it instead.
+        int flags = fcntl(from, F_GETFD);
+        return flags < 0 ? -1 : fcntl(from, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    return dup2(from, to) < 0 ? -1 : 0;
+}
+
+static int cis_run_fs_op(const cis_fs_op *op) {
+    switch (op->kind) {
+    case CIS_FS_MKDIR:
+        if (mkdir(op->path, op->mode) != 0 && errno != EEXIST) return -1;
+        return 0;
+    case CIS_FS_MKFILE: {
+        int fd = open(op->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, op->mode);
+        if (fd < 0) return -1;
+        close(fd);
+        return 0;
+    }
+    case CIS_FS_SYMLINK:
+        return symlink(op->source, op->path);
+    case CIS_FS_MOUNT:
+        return mount(op->source, op->path, op->fstype, op->flags, op->data);
+    case CIS_FS_BIND:
+        if (mount(op->source, op->path, NULL, MS_BIND | MS_REC, NULL) != 0) return -1;
+        if (op->flags == 0) return 0;
+        return mount(NULL, op->path, NULL, MS_REMOUNT | MS_BIND | op->flags, NULL);
+    case CIS_FS_CHOWN:
+        return fchownat(AT_FDCWD, op->path, op->uid, op->gid, AT_SYMLINK_NOFOLLOW);
+    case CIS_FS_UMOUNT_DETACH:
+        return umount2(op->path, MNT_DETACH);
+    case CIS_FS_REMOUNT:
+        return mount(NULL, op->path, NULL, MS_REMOUNT | op->flags, op->data);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/// socket() and ioctl() are plain syscalls: safe here.
+static int cis_loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    memcpy(request.ifr_name, "lo", 3);
+    int rc = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (rc == 0) {
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/// Closes every descriptor ≥ 3 except the two the child still needs.
+static int cis_close_other_fds(int keep_a, int keep_b) {
+    int low = keep_a < keep_b ? keep_a : keep_b;
+    int high = keep_a < keep_b ? keep_b : keep_a;
+    if (low > 3 && syscall(SYS_close_range, 3U, (unsigned)(low - 1), 0U) != 0) return -1;
+    if (high > low + 1 && syscall(SYS_close_range, (unsigned)(low + 1), (unsigned)(high - 1), 0U) != 0) return -1;
+    return (int)syscall(SYS_close_range, (unsigned)(high + 1), ~0U, 0U);
+}
+
+static volatile pid_t cis_program_pid = 0;
+
+/// init forwards termination-type signals from the supervisor to the program. kill() is
+/// async-signal-safe. A handler (rather than SIG_DFL) is needed because PID 1 of a namespace
+/// ignores default-action signals.
+static void cis_forward_signal(int signal) {
+    pid_t pid = cis_program_pid;
+    if (pid > 0) kill(pid, signal);
+}
+
+__attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan, int error_fd, int status_fd) {
+    // 1. Signals: the Swift runtime's crash handlers and the server's SIG_IGNs must not reach
+    //    the program. sigaction and sigprocmask are async-signal-safe.
+    struct sigaction default_action;
+    memset(&default_action, 0, sizeof default_action);
+    default_action.sa_handler = SIG_DFL;
+    for (int signal = 1; signal < NSIG; signal++) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        sigaction(signal, &default_action, NULL);  // EINVAL for glibc-reserved signals is fine
+    }
+    sigset_t empty;
+    sigemptyset(&empty);
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) cis_child_fail(error_fd, CIS_STEP_SIGNALS, errno, -1);
+
+    // 2. If the supervising thread dies, so does the sandbox.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) cis_child_fail(error_fd, CIS_STEP_PDEATHSIG, errno, -1);
+
+    // 3. cgroup v1: join every hierarchy before anything else runs, so all work is accounted.
+    for (size_t i = 0; i < plan->cgroup_procs_fd_count; i++) {
+        if (write(plan->cgroup_procs_fds[i], "0", 1) != 1) cis_child_fail(error_fd, CIS_STEP_CGROUP_JOIN, errno, (int)i);
+    }
+    // 4. A cgroup namespace rooted at the job's own group (after joining, so it is the root).
+    if (unshare(CLONE_NEWCGROUP) != 0) cis_child_fail(error_fd, CIS_STEP_CGROUP_NS, errno, -1);
+
+    // 5. Nothing we mount may propagate back to the host.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cis_child_fail(error_fd, CIS_STEP_MOUNT_PRIVATE, errno, -1);
+    if (mount("sandbox-root", plan->root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") != 0)
+        cis_child_fail(error_fd, CIS_STEP_ROOT_TMPFS, errno, -1);
+    for (size_t i = 0; i < plan->fs_op_count; i++) {
+        if (cis_run_fs_op(&plan->fs_ops[i]) != 0) cis_child_fail(error_fd, CIS_STEP_FS_OP, errno, (int)i);
+    }
+
+    // 6. pivot_root onto the new tree and detach the old root entirely.
+    if (chdir(plan->root) != 0) cis_child_fail(error_fd, CIS_STEP_PIVOT_ROOT, errno, 0);
+    if (syscall(SYS_pivot_root, ".", ".") != 0) cis_child_fail(error_fd, CIS_STEP_PIVOT_ROOT, errno, 1);
+    if (umount2(".", MNT_DETACH) != 0) cis_child_fail(error_fd, CIS_STEP_PIVOT_ROOT, errno, 2);
+    if (chdir("/") != 0) cis_child_fail(error_fd, CIS_STEP_PIVOT_ROOT, errno, 3);
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        cis_child_fail(error_fd, CIS_STEP_REMOUNT_ROOT, errno, -1);
+
+    if (plan->hostname != NULL && sethostname(plan->hostname, strlen(plan->hostname)) != 0)
+        cis_child_fail(error_fd, CIS_STEP_HOSTNAME, errno, -1);
+    if (plan->loopback_up && cis_loopback_up() != 0) cis_child_fail(error_fd, CIS_STEP_LOOPBACK, errno, -1);
+    if (chdir(plan->work_dir) != 0) cis_child_fail(error_fd, CIS_STEP_CHDIR, errno, -1);
+
+    // 7. stdio, then only fds 0-2 (+ our two CLOEXEC pipes, gone at exec) stay open.
+    if (cis_dup_onto(plan->stdin_fd, 0) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 0);
+    if (cis_dup_onto(plan->stdout_fd, 1) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 1);
+    if (cis_dup_onto(plan->stderr_fd, 2) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 2);
+    if (cis_close_other_fds(error_fd, status_fd) != 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, -1);
+
+    // 8. rlimits (prlimit64 is a plain syscall).
+    for (size_t i = 0; i < plan->rlimit_count; i++) {
+        struct rlimit64 limit = {.rlim_cur = plan->rlimits[i].soft, .rlim_max = plan->rlimits[i].hard};
+        if (syscall(SYS_prlimit64, 0, plan->rlimits[i].resource, &limit, NULL) != 0)
+            cis_child_fail(error_fd, CIS_STEP_RLIMIT, errno, (int)i);
+    }
+
+    // 9. Drop everything: the bounding set (needs CAP_SETPCAP, so before the uid change), groups,
+    //    gid, uid (which clears the permitted and effective sets), then no_new_privs.
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+            cis_child_fail(error_fd, CIS_STEP_CAPABILITIES, errno, cap);
+    }
+    if (cis_raw_setgroups_none() != 0) cis_child_fail(error_fd, CIS_STEP_SETGROUPS, errno, -1);
+    if (cis_raw_setresgid(plan->gid) != 0) cis_child_fail(error_fd, CIS_STEP_SETGID, errno, -1);
+    if (cis_raw_setresuid(plan->uid) != 0) cis_child_fail(error_fd, CIS_STEP_SETUID, errno, -1);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cis_child_fail(error_fd, CIS_STEP_NO_NEW_PRIVS, errno, -1);
+    // init never execs: keep it undumpable so the program cannot open /proc/1/mem or similar.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    // 10. seccomp last before the program: one syscall with the program compiled in the parent.
+    if (plan->seccomp_filter != NULL) {
+        struct sock_fprog program = {.len = plan->seccomp_length, .filter = (struct sock_filter *)plan->seccomp_filter};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
+            cis_child_fail(error_fd, CIS_STEP_SECCOMP, errno, -1);
+    }
+
+    // 11. Fork the program (raw clone: fork-like, no namespace flags, allowed by the filter).
+    pid_t program = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, NULL, NULL, 0UL);
+    if (program < 0) cis_child_fail(error_fd, CIS_STEP_FORK_PROGRAM, errno, -1);
+    if (program == 0) {
+        close(status_fd);
+        // A new session: no controlling terminal to push input into (TIOCSTI).
+        if (setsid() < 0) cis_child_fail(error_fd, CIS_STEP_SETSID, errno, -1);
+        execve(plan->path, plan->argv, plan->envp);
+        cis_child_fail(error_fd, CIS_STEP_EXEC, errno, -1);
+    }
+
+    // init: the error pipe's last writer is the program; its exec closes it (CLOEXEC).
+    close(error_fd);
+    cis_program_pid = program;
+    struct sigaction forward;
+    memset(&forward, 0, sizeof forward);
+    forward.sa_handler = cis_forward_signal;
+    forward.sa_flags = SA_RESTART;
+    const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGXCPU};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &forward, NULL);
+    // Also make stdio point nowhere for init itself: it must not hold the output pipes open
+    // after the program is gone (they are closed when init exits anyway).
+
+    cis_program_status report;
+    memset(&report, 0, sizeof report);
+    for (;;) {
+        int status = 0;
+        struct rusage usage;
+        pid_t reaped = wait4(-1, &status, __WALL, &usage);
+        if (reaped < 0) {
+            if (errno == EINTR) continue;
+            break;  // ECHILD: nothing left (cannot happen before the program is reaped)
+        }
+        if (reaped == program) {
+            report.wait_status = status;
+            report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+            report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+            report.max_rss_kib = usage.ru_maxrss;
+            break;
+        }
+    }
+    ssize_t ignored = write(status_fd, &report, sizeof report);
+    (void)ignored;
+    // Exiting as PID 1 makes the kernel SIGKILL every process left in the namespace.
+    _exit(0);
+}
+
+// MARK: - Parent side
+
+struct cis_clone_args {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+};
+
+int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    if (plan->root == NULL || plan->work_dir == NULL || plan->path == NULL || plan->argv == NULL || plan->envp == NULL) {
+        result->pid = -1;
+        result->pidfd = -1;
+        result->status_fd = -1;
+        result->error = (cis_child_error){CIS_STEP_CLONE, EINVAL, -1};
+        return -1;
+    }
+    result->pid = -1;
+    result->pidfd = -1;
+    result->status_fd = -1;
+    result->error.index = -1;
+
+    int error_pipe[2];
+    int status_pipe[2];
+    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
+        result->error = (cis_child_error){CIS_STEP_CLONE, errno, 0};
+        return -1;
+    }
+    if (pipe2(status_pipe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        result->error = (cis_child_error){CIS_STEP_CLONE, saved, 1};
+        return -1;
+    }
+
+    // Block every signal around clone so no handler of the parent (Swift's crash handlers, the
+    // server's) can run in the child before it resets them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+
+    int pidfd = -1;
+    struct cis_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = plan->namespaces | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    if (plan->cgroup_dir_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)plan->cgroup_dir_fd;
+    }
+    // Without CLONE_VM and without a stack, clone3 behaves like fork: the child continues here on
+    // a copy-on-write copy of this thread's stack.
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno == ENOSYS && plan->cgroup_dir_fd < 0) {
+        pidfd = -1;
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)(plan->namespaces | SIGCHLD), 0UL, NULL, NULL, 0UL);
+    }
+    if (pid == 0) {
+        close(error_pipe[0]);
+        close(status_pipe[0]);
+        cis_child_main(plan, error_pipe[1], status_pipe[1]);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    close(error_pipe[1]);
+    close(status_pipe[1]);
+
+    if (pid < 0) {
+        close(error_pipe[0]);
+        close(status_pipe[0]);
+        result->error = (cis_child_error){CIS_STEP_CLONE, clone_errno, -1};
+        return -1;
+    }
+    if (pidfd < 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    // EOF on the error pipe means the program has been exec'd; a record means a step failed.
+    cis_child_error report;
+    size_t received = 0;
+    while (received < sizeof report) {
+        ssize_t n = read(error_pipe[0], (char *)&report + received, sizeof report - received);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        received += (size_t)n;
+    }
+    close(error_pipe[0]);
+
+    result->pid = pid;
+    result->pidfd = pidfd;
+    result->status_fd = status_pipe[0];
+    if (received == sizeof report) {
+        result->error = report;
+        // init may still be waiting for a program that failed to exec: end the namespace.
+        kill(pid, SIGKILL);
+        int status;
+        while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
+        if (pidfd >= 0) close(pidfd);
+        close(status_pipe[0]);
+        result->pid = -1;
+        result->pidfd = -1;
+        result->status_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int cis_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cis_seccomp_available(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 ? -1 : 0; }
+
+int cis_pidfd_send_signal(int pidfd, int signal) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}
+
+int cis_wait(pid_t pid, int *status, int64_t *user_usec, int64_t *system_usec, int64_t *max_rss_kib) {
+    struct rusage usage;
+    pid_t reaped;
+    do {
+        reaped = wait4(pid, status, __WALL, &usage);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped < 0) return -1;
+    *user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+    *system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+    *max_rss_kib = usage.ru_maxrss;
+    return 0;
+}
+
+int cis_open_beneath(int dirfd, const char *path, int flags, uint32_t mode) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int cis_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data) {
+    return mount(source, target, fstype, flags, data);
+}
+
+int cis_umount_detach(const char *target) { return umount2(target, MNT_DETACH); }
