@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -164,8 +165,11 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
     sigemptyset(&empty);
     if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) cis_child_fail(error_fd, CIS_STEP_SIGNALS, errno, -1);
 
-    // 2. If the supervising thread dies, so does the sandbox.
+    // 2. If the spawning thread dies, so does the sandbox.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) cis_child_fail(error_fd, CIS_STEP_PDEATHSIG, errno, -1);
+
+    // The network namespace to use, when not the spawning thread's.
+    if (plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0) cis_child_fail(error_fd, CIS_STEP_LOOPBACK, errno, 0);
 
     // 3. cgroup v1: join every hierarchy before anything else runs, so all work is accounted.
     for (size_t i = 0; i < plan->cgroup_procs_fd_count; i++) {
@@ -425,3 +429,162 @@ int cis_mount(const char *source, const char *target, const char *fstype, unsign
 }
 
 int cis_umount_detach(const char *target) { return umount2(target, MNT_DETACH); }
+
+// MARK: - Spawner thread
+
+struct cis_spawner {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    pid_t tid;
+    int started_error;
+    int started;
+    // One request at a time (a slot runs one job at a time).
+    enum { CIS_IDLE, CIS_SPAWN, CIS_JOIN, CIS_EXIT } request;
+    int done;
+    const cis_spawn_plan *plan;
+    cis_spawn_result *result;
+    const int *tasks_fds;
+    size_t tasks_count;
+    int return_value;
+    int netns_fd;
+};
+
+static int cis_join_tasks(const int *fds, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        if (pwrite(fds[i], "0", 1, 0) != 1) return errno;
+    }
+    return 0;
+}
+
+static void *cis_spawner_main(void *context) {
+    cis_spawner *spawner = context;
+    int error = 0;
+    if (spawner->netns_fd >= 0 && setns(spawner->netns_fd, CLONE_NEWNET) != 0) error = errno;
+    if (error == 0) error = cis_join_tasks(spawner->tasks_fds, spawner->tasks_count);
+    pthread_mutex_lock(&spawner->lock);
+    spawner->tid = (pid_t)syscall(SYS_gettid);
+    spawner->started_error = error;
+    spawner->started = 1;
+    pthread_cond_broadcast(&spawner->changed);
+    if (error != 0) {
+        pthread_mutex_unlock(&spawner->lock);
+        return NULL;
+    }
+    for (;;) {
+        while (spawner->request == CIS_IDLE) pthread_cond_wait(&spawner->changed, &spawner->lock);
+        int request = spawner->request;
+        pthread_mutex_unlock(&spawner->lock);
+        int value = 0;
+        if (request == CIS_SPAWN) value = cis_spawn(spawner->plan, spawner->result);
+        else if (request == CIS_JOIN) value = cis_join_tasks(spawner->tasks_fds, spawner->tasks_count);
+        pthread_mutex_lock(&spawner->lock);
+        spawner->return_value = value;
+        spawner->request = CIS_IDLE;
+        spawner->done = 1;
+        pthread_cond_broadcast(&spawner->changed);
+        if (request == CIS_EXIT) break;
+    }
+    pthread_mutex_unlock(&spawner->lock);
+    return NULL;
+}
+
+int cis_spawner_create(const int *tasks_fds, size_t count, int netns_fd, cis_spawner **out) {
+    *out = NULL;
+    cis_spawner *spawner = calloc(1, sizeof *spawner);
+    if (spawner == NULL) return ENOMEM;
+    pthread_mutex_init(&spawner->lock, NULL);
+    pthread_cond_init(&spawner->changed, NULL);
+    spawner->tasks_fds = tasks_fds;
+    spawner->tasks_count = count;
+    spawner->netns_fd = netns_fd;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, 256 * 1024);
+    int rc = pthread_create(&spawner->thread, &attributes, cis_spawner_main, spawner);
+    pthread_attr_destroy(&attributes);
+    if (rc != 0) {
+        free(spawner);
+        return rc;
+    }
+    pthread_mutex_lock(&spawner->lock);
+    while (!spawner->started) pthread_cond_wait(&spawner->changed, &spawner->lock);
+    int error = spawner->started_error;
+    spawner->tasks_fds = NULL;
+    spawner->tasks_count = 0;
+    pthread_mutex_unlock(&spawner->lock);
+    if (error != 0) {
+        pthread_join(spawner->thread, NULL);
+        free(spawner);
+        return error;
+    }
+    *out = spawner;
+    return 0;
+}
+
+static int cis_spawner_request(cis_spawner *spawner, int request) {
+    pthread_mutex_lock(&spawner->lock);
+    spawner->done = 0;
+    spawner->request = request;
+    pthread_cond_broadcast(&spawner->changed);
+    while (!spawner->done) pthread_cond_wait(&spawner->changed, &spawner->lock);
+    int value = spawner->return_value;
+    pthread_mutex_unlock(&spawner->lock);
+    return value;
+}
+
+int cis_spawner_spawn(cis_spawner *spawner, const cis_spawn_plan *plan, cis_spawn_result *result) {
+    spawner->plan = plan;
+    spawner->result = result;
+    return cis_spawner_request(spawner, CIS_SPAWN);
+}
+
+int cis_spawner_join(cis_spawner *spawner, const int *tasks_fds, size_t count) {
+    spawner->tasks_fds = tasks_fds;
+    spawner->tasks_count = count;
+    int value = cis_spawner_request(spawner, CIS_JOIN);
+    spawner->tasks_fds = NULL;
+    spawner->tasks_count = 0;
+    return value;
+}
+
+pid_t cis_spawner_tid(const cis_spawner *spawner) { return spawner->tid; }
+
+void cis_spawner_destroy(cis_spawner *spawner) {
+    cis_spawner_request(spawner, CIS_EXIT);
+    pthread_join(spawner->thread, NULL);
+    pthread_mutex_destroy(&spawner->lock);
+    pthread_cond_destroy(&spawner->changed);
+    free(spawner);
+}
+
+// MARK: - Network namespaces
+
+static void *cis_netns_main(void *context) {
+    int *fd = context;
+    // unshare(CLONE_NEWNET) applies to the calling thread only: the rest of the process keeps
+    // the host's network.
+    if (unshare(CLONE_NEWNET) != 0 || cis_loopback_up() != 0) {
+        *fd = -errno;
+        return NULL;
+    }
+    int opened = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    *fd = opened >= 0 ? opened : -errno;
+    return NULL;
+}
+
+int cis_create_netns(void) {
+    int fd = -EINVAL;
+    pthread_t thread;
+    int rc = pthread_create(&thread, NULL, cis_netns_main, &fd);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    if (fd < 0) {
+        errno = -fd;
+        return -1;
+    }
+    return fd;
+}

@@ -22,6 +22,26 @@ public enum TimeLimitKind: String, Sendable, Hashable, Codable {
     case wall
 }
 
+/// Where the time of one run went, in microseconds (for metrics and benchmarks).
+public struct RunPhases: Sendable, Hashable {
+    /// Box, cgroup and pipes prepared (before clone).
+    public var prepare: Int = 0
+    /// clone until the program was exec'd (namespaces, mounts, privileges dropped).
+    public var spawn: Int = 0
+    /// exec until the sandbox's init was reaped.
+    public var run: Int = 0
+    /// Accounting and cleanup after the end.
+    public var collect: Int = 0
+
+    /// Creates phases.
+    public init(prepare: Int = 0, spawn: Int = 0, run: Int = 0, collect: Int = 0) {
+        self.prepare = prepare
+        self.spawn = spawn
+        self.run = run
+        self.collect = collect
+    }
+}
+
 /// The outcome of one run, with its resource usage.
 public struct RunResult: Sendable, Hashable {
     /// How the run ended.
@@ -48,6 +68,8 @@ public struct RunResult: Sendable, Hashable {
     public var stderrTruncated: Bool
     /// A human-readable explanation for limits and internal errors.
     public var message: String?
+    /// Where the time went.
+    public var phases = RunPhases()
 
     /// Creates a result.
     public init(

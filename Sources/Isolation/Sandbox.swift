@@ -59,6 +59,13 @@ public final class Sandbox: Sendable {
     let cgroups: any CgroupBackend
     let seccomp: SeccompProgram
     let boxes: [SlotBox]
+    let spawners: [SlotSpawner]
+    /// One network namespace per slot (loopback only), entered by the slot's spawner thread:
+    /// consecutive runs of a slot never overlap and leave no state in it a job could set
+    /// (that needs CAP_NET_ADMIN), and reusing it saves creating and tearing one down per run.
+    private let slotNetworkNamespaces: [Int32]
+    /// The host's network namespace, for runs that ask for the network.
+    let hostNetworkNamespace: Int32
     private let freeSlots: Mutex<[Int]>
     private let slotSemaphore: DispatchSemaphore
     private let closed = Atomic<Bool>(false)
@@ -97,6 +104,42 @@ public final class Sandbox: Sendable {
         boxes = users.enumerated().map { index, user in
             SlotBox(path: "\(work)/slots/\(index)/box", uid: user.uid, gid: user.gid)
         }
+        var namespaces: [Int32] = []
+        var spawners: [SlotSpawner] = []
+        let cgroups = self.cgroups
+        func undo() {
+            spawners.forEach { $0.stop() }
+            namespaces.forEach { Glibc.close($0) }
+            cgroups.tearDown()
+        }
+        let host = Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard host >= 0 else {
+            let error = errno
+            undo()
+            throw SandboxError(.namespacesUnavailable, "open /proc/self/ns/net", errno: error)
+        }
+        hostNetworkNamespace = host
+        for slot in 0..<configuration.slots {
+            let namespace = cis_create_netns()
+            if namespace < 0 {
+                let error = errno
+                undo()
+                Glibc.close(host)
+                throw SandboxError(.namespacesUnavailable, "create a network namespace (CONFIG_NET_NS)", errno: error)
+            }
+            namespaces.append(namespace)
+            do {
+                let spawner = try SlotSpawner(tasksDescriptors: cgroups.spawnerJoinDescriptors(slot: slot), networkNamespace: namespace)
+                spawners.append(spawner)
+                cgroups.attach(spawner: spawner, slot: slot)
+            } catch {
+                undo()
+                Glibc.close(host)
+                throw error
+            }
+        }
+        slotNetworkNamespaces = namespaces
+        self.spawners = spawners
         freeSlots = Mutex(Array((0..<configuration.slots).reversed()))
         slotSemaphore = DispatchSemaphore(value: configuration.slots)
     }
@@ -130,6 +173,10 @@ public final class Sandbox: Sendable {
     /// progress must have finished.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Spawner threads first: on v1 they sit in the slot groups, which must be empty to go.
+        spawners.forEach { $0.stop() }
+        slotNetworkNamespaces.forEach { Glibc.close($0) }
+        Glibc.close(hostNetworkNamespace)
         cgroups.tearDown()
         for box in boxes { box.destroy() }
         let work = configuration.workRoot

@@ -159,6 +159,7 @@ struct Supervisor {
     }
 
     private func execute(_ spec: RunSpec) throws(SandboxError) -> RunResult {
+        let prepareStarted = System.monotonicNanoseconds()
         try validate(spec)
         let limits = spec.limits
         let box = try prepareBox(spec)
@@ -192,12 +193,11 @@ struct Supervisor {
             stderr.close()
         }
 
-        var namespaces = CIS_CLONE_NEWNS | CIS_CLONE_NEWPID | CIS_CLONE_NEWIPC | CIS_CLONE_NEWUTS
-        if !spec.network { namespaces |= CIS_CLONE_NEWNET }
+        let namespaces = CIS_CLONE_NEWNS | CIS_CLONE_NEWPID | CIS_CLONE_NEWIPC | CIS_CLONE_NEWUTS
         var spawned = cis_spawn_result()
         let started = System.monotonicNanoseconds()
-        let rc = lease.joinDescriptors.withUnsafeBufferPointer { joinFDs in
-            resourceLimits.withUnsafeBufferPointer { rlimitBuffer in
+        let spawner = sandbox.spawners[slot]
+        let rc = resourceLimits.withUnsafeBufferPointer { rlimitBuffer in
                 sandbox.configuration.hostname.withCString { hostname in
                     spec.executable.withCString { path in
                         spec.workingDirectory.withCString { workDir in
@@ -215,8 +215,8 @@ struct Supervisor {
                                 plan.stdin_fd = stdin.child
                                 plan.stdout_fd = stdoutPipe.write
                                 plan.stderr_fd = stderrPipe.write
-                                plan.cgroup_procs_fds = joinFDs.baseAddress
-                                plan.cgroup_procs_fd_count = joinFDs.count
+                                plan.cgroup_procs_fds = nil
+                                plan.cgroup_procs_fd_count = 0
                                 plan.cgroup_dir_fd = lease.directoryDescriptor
                                 plan.uid = uid
                                 plan.gid = uid
@@ -224,14 +224,17 @@ struct Supervisor {
                                 plan.rlimit_count = rlimitBuffer.count
                                 plan.seccomp_filter = UnsafeRawPointer(sandbox.seccomp.instructions)
                                 plan.seccomp_length = sandbox.seccomp.length
-                                plan.loopback_up = spec.network ? 0 : 1
-                                return cis_spawn(&plan, &spawned)
+                                // The spawner thread sits in the slot's network namespace (loopback
+                                // already up); a run with network goes back to the host's.
+                                plan.loopback_up = 0
+                                plan.netns_fd = spec.network ? sandbox.hostNetworkNamespace : -1
+                                return spawner.spawn(&plan, &spawned)
                             }
                         }
                     }
                 }
             }
-        }
+        let execed = System.monotonicNanoseconds()
         close(stdin.child)
         close(stdoutPipe.write)
         close(stderrPipe.write)
@@ -304,7 +307,8 @@ struct Supervisor {
         // Every process of the namespace is gone once PID 1 is reaped: drain what they wrote.
         var wait = (status: Int32(0), user: Int64(0), system: Int64(0), rss: Int64(0))
         _ = cis_wait(spawned.pid, &wait.status, &wait.user, &wait.system, &wait.rss)
-        let wallNanoseconds = System.monotonicNanoseconds() - started
+        let reaped = System.monotonicNanoseconds()
+        let wallNanoseconds = reaped - started
         if stdout.open { _ = stdout.drain(into: &scratch) }
         if stderr.open { _ = stderr.drain(into: &scratch) }
         var report = cis_program_status()
@@ -340,6 +344,8 @@ struct Supervisor {
             result.status = .internalError
             result.message = "cleanup failed: \(releaseProblem)"
         }
+        result.phases = RunPhases(prepare: Int(started - prepareStarted) / 1000, spawn: Int(execed - started) / 1000,
+                                  run: Int(reaped - execed) / 1000, collect: Int(System.monotonicNanoseconds() - reaped) / 1000)
         return result
     }
 
@@ -407,7 +413,7 @@ struct Supervisor {
     private static let stepNames: [Int32: String] = [
         1: "reset signals", 2: "set parent-death signal", 3: "join cgroup", 4: "unshare cgroup namespace",
         5: "make mounts private", 6: "mount root tmpfs", 7: "mount", 8: "pivot_root", 9: "remount root read-only",
-        10: "sethostname", 11: "bring up loopback", 12: "chdir to working directory", 13: "setrlimit",
+        10: "sethostname", 11: "enter the network namespace", 12: "chdir to working directory", 13: "setrlimit",
         14: "redirect stdio", 15: "close descriptors", 16: "drop capabilities", 17: "setgroups", 18: "setresgid",
         19: "setresuid", 20: "set no_new_privs", 21: "load seccomp filter", 22: "fork the program",
         23: "setsid", 24: "execve", 25: "clone",

@@ -42,7 +42,7 @@ final class FakeCgroupFilesystem: CgroupFilesystem {
 
     /// Simulates the kernel placing a process in a group (for no-internal-process checks).
     func addProcess(_ pid: Int32, to path: String) {
-        state.withLock { $0[path]?.processes.insert(pid) }
+        state.withLock { _ = $0[path]?.processes.insert(pid) }
     }
 
     /// Sets an interface file as the kernel would (counters after a run).

@@ -94,8 +94,9 @@ typedef struct cis_spawn_plan {
     uint16_t seccomp_length;
     /// Bring the loopback interface up (only meaningful with a new network namespace).
     int loopback_up;
-    /// For a user namespace: the contents of uid_map / gid_map written by the parent (unused here).
-    int reserved;
+    /// A network namespace to enter (setns) first thing in the child, or -1 to keep the
+    /// spawning thread's.
+    int netns_fd;
 } cis_spawn_plan;
 
 /// Steps the child can fail at, reported over the error pipe.
@@ -156,6 +157,32 @@ typedef struct cis_spawn_result {
 /// Returns 0 when the program runs; -1 with `result->error` set otherwise (the child, if any, has
 /// been reaped). Thread-safe: several threads may spawn at once.
 int cis_spawn(const cis_spawn_plan *_Nonnull plan, cis_spawn_result *_Nonnull result);
+
+/// A dedicated thread that performs spawns. It lives permanently in a slot's cgroup v1 groups
+/// (v1 membership is per thread, through `tasks`) and network namespace, so every child it clones
+/// is born there: no process is migrated between cgroups per run (a migration waits for an RCU
+/// grace period), and no network namespace is created or destroyed per run.
+typedef struct cis_spawner cis_spawner;
+
+/// Starts a spawner thread; it writes "0" to each of `tasks_fds` (joining those v1 groups) and
+/// enters `netns_fd` (if ≥ 0) before serving requests. Returns 0, or an errno value.
+int cis_spawner_create(const int *_Nullable tasks_fds, size_t count, int netns_fd, cis_spawner *_Nullable *_Nonnull out);
+
+/// Runs cis_spawn on the spawner thread and waits for it. Returns what cis_spawn returned.
+int cis_spawner_spawn(cis_spawner *_Nonnull spawner, const cis_spawn_plan *_Nonnull plan, cis_spawn_result *_Nonnull result);
+
+/// Moves the spawner thread into other v1 groups (write "0" to each `tasks` fd). Returns 0 or errno.
+int cis_spawner_join(cis_spawner *_Nonnull spawner, const int *_Nullable tasks_fds, size_t count);
+
+/// The kernel thread id of the spawner thread.
+pid_t cis_spawner_tid(const cis_spawner *_Nonnull spawner);
+
+/// Stops and joins the thread, and frees the spawner.
+void cis_spawner_destroy(cis_spawner *_Nonnull spawner);
+
+/// Creates a network namespace whose only interface, loopback, is up. Returns an fd that keeps it
+/// alive (O_CLOEXEC), or -1 with errno.
+int cis_create_netns(void);
 
 /// Builds the seccomp deny-list for the native architecture into BPF.
 /// On success returns 0 and sets `*program` (malloc'd array of struct sock_filter) and `*length`;

@@ -4,8 +4,6 @@ import Glibc
 struct CgroupLease: Sendable {
     /// The slot the run uses.
     var slot: Int
-    /// cgroup v1: open cgroup.procs fds, one per hierarchy; the child writes "0" to each.
-    var joinDescriptors: [Int32]
     /// cgroup v2: directory fd for clone3(CLONE_INTO_CGROUP), or -1.
     var directoryDescriptor: Int32
     /// Counters read before the run, subtracted after (v1 groups are pooled).
@@ -29,6 +27,12 @@ protocol CgroupBackend: Sendable {
     var location: String { get }
     /// Creates the parent (and per-slot state) for `slots` concurrent runs.
     func setUp(slots: Int) throws(SandboxError)
+    /// Descriptors of the v1 `tasks` files the slot's spawner thread writes to join the slot's
+    /// groups (empty on v2, where children enter their group at clone time).
+    func spawnerJoinDescriptors(slot: Int) -> [Int32]
+    /// Tells the backend which thread spawns for a slot (v1: it lives in the slot's groups, must
+    /// never be killed, and must be moved when groups are replaced).
+    func attach(spawner: SlotSpawner, slot: Int)
     /// Prepares the slot's group for a run with these limits.
     func acquire(slot: Int, limits: ResourceLimits) throws(SandboxError) -> CgroupLease
     /// CPU time used so far by the run (for enforcing the CPU limit while it runs).

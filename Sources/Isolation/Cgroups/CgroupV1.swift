@@ -4,11 +4,17 @@ import Synchronization
 /// cgroup v1: one pooled group per slot in each of the memory, pids and cpuacct hierarchies (and
 /// cpu for quotas), under `<hierarchy>/<parent>/slot-N`.
 ///
-/// Groups are reused across runs because creating and removing four directories per run costs
-/// about 0.4 ms here; between runs the counters are reset (CPU) or read as a baseline (memory
-/// peak, OOM kills). Page cache left charged to a slot by earlier runs is reclaimable and is
-/// subtracted from the reported peak; a slot whose leftover charge grows past
-/// ``recycleThresholdBytes`` gets a fresh group.
+/// The slot's spawner thread lives in these groups (v1 membership is per thread, through
+/// `tasks`), so every sandbox it clones is born in them and no process is ever migrated on the
+/// critical path: a migration takes the global cgroup_threadgroup_rwsem, which waits for an RCU
+/// grace period (a 15–25 ms tail measured on this kind of host). The spawner's own memory is
+/// charged to the process's memory owner, not to the slot; it counts as one task in `pids.max`.
+///
+/// Groups are reused across runs because creating and removing directories costs about 0.4 ms
+/// per run here; between runs the counters are reset (CPU) or read as a baseline (memory peak,
+/// OOM kills). Page cache left charged to a slot by earlier runs is reclaimable and is subtracted
+/// from the reported peak; a slot whose leftover charge grows past ``recycleThresholdBytes`` gets
+/// fresh groups (its spawner is moved out and back, a rare migration).
 final class CgroupV1Backend: CgroupBackend {
     let version = 1
     private let filesystem: any CgroupFilesystem
@@ -18,10 +24,14 @@ final class CgroupV1Backend: CgroupBackend {
     private let cpuacctParent: String
     private let cpuParent: String?
     private let slotState: Mutex<[Int: SlotState]> = Mutex([:])
+    private let parentTasks: Mutex<[Int32]> = Mutex([])
     static let recycleThresholdBytes = 16 << 20
 
-    private struct SlotState: Sendable {
-        var joinDescriptors: [Int32] = []
+    private struct SlotState: @unchecked Sendable {
+        // @unchecked: `spawner` is a Sendable class; the rest are values. (Optional<SlotSpawner>
+        // inside a struct stored in a Mutex is fine; the annotation only silences inference.)
+        var tasksDescriptors: [Int32] = []
+        var spawner: SlotSpawner?
         var memoryLimit: Int?? = .none
         var processLimit: Int? = nil
         var cpuQuota: Double?? = .none
@@ -34,7 +44,7 @@ final class CgroupV1Backend: CgroupBackend {
     ///   - hierarchies: controller name → mount point of its v1 hierarchy.
     ///   - parent: our parent group name.
     ///   - cpuQuotas: also join the cpu hierarchy so ``ResourceLimits/cpuQuota`` applies. Off by
-    ///     default: every extra hierarchy is one more cgroup.procs write per run.
+    ///     default: every extra hierarchy is one more group to maintain per slot.
     init(filesystem: any CgroupFilesystem, hierarchies: [String: String], parent: String, cpuQuotas: Bool = false) throws(SandboxError) {
         func root(_ controller: String) throws(SandboxError) -> String {
             guard let mount = hierarchies[controller] else {
@@ -67,8 +77,10 @@ final class CgroupV1Backend: CgroupBackend {
         return result
     }
 
+    /// Distinct group directories per hierarchy (cpu and cpuacct may be co-mounted).
     private var allParents: [String] {
-        var parents = [memoryParent, pidsParent, cpuacctParent]
+        var parents = [memoryParent, pidsParent]
+        if !parents.contains(cpuacctParent) { parents.append(cpuacctParent) }
         if let cpuParent, !parents.contains(cpuParent) { parents.append(cpuParent) }
         return parents
     }
@@ -76,31 +88,41 @@ final class CgroupV1Backend: CgroupBackend {
     private func slotPath(_ parent: String, _ slot: Int) -> String { "\(parent)/slot-\(slot)" }
 
     func setUp(slots: Int) throws(SandboxError) {
-        for parent in allParents { try filesystem.makeGroup(parent) }
+        var descriptors: [Int32] = []
+        for parent in allParents {
+            try filesystem.makeGroup(parent)
+            descriptors.append(try filesystem.openDescriptor(parent + "/tasks", flags: O_WRONLY))
+        }
+        parentTasks.withLock { $0 = descriptors }
         for slot in 0..<slots {
             try createSlot(slot)
         }
     }
 
-    /// Creates (or empties and reuses) a slot's groups and opens their cgroup.procs files.
+    /// Creates (or empties and reuses) a slot's groups and opens their `tasks` files.
     private func createSlot(_ slot: Int) throws(SandboxError) {
         var descriptors: [Int32] = []
         for parent in allParents {
             let path = slotPath(parent, slot)
-            if filesystem.exists(path) { killProcesses(in: path) }
+            if filesystem.exists(path) { killProcesses(in: path, sparing: nil) }
             try filesystem.makeGroup(path)
-            // Join through cgroup.procs in the hierarchies that account processes; the cpu
-            // hierarchy only when quotas are configured there (it is joined the same way).
-            descriptors.append(try filesystem.openDescriptor(path + "/cgroup.procs", flags: O_WRONLY))
+            descriptors.append(try filesystem.openDescriptor(path + "/tasks", flags: O_WRONLY))
         }
         let hasMemsw = filesystem.exists(slotPath(memoryParent, slot) + "/memory.memsw.limit_in_bytes")
-        let state = SlotState(joinDescriptors: descriptors, hasMemsw: hasMemsw)
         let previous = slotState.withLock { states in
             let old = states[slot]
-            states[slot] = state
+            states[slot] = SlotState(tasksDescriptors: descriptors, spawner: old?.spawner, hasMemsw: hasMemsw)
             return old
         }
-        previous?.joinDescriptors.forEach { if $0 >= 0 { close($0) } }
+        previous?.tasksDescriptors.forEach { if $0 >= 0 { close($0) } }
+    }
+
+    func spawnerJoinDescriptors(slot: Int) -> [Int32] {
+        slotState.withLock { $0[slot]?.tasksDescriptors ?? [] }
+    }
+
+    func attach(spawner: SlotSpawner, slot: Int) {
+        slotState.withLock { $0[slot]?.spawner = spawner }
     }
 
     func acquire(slot: Int, limits: ResourceLimits) throws(SandboxError) -> CgroupLease {
@@ -110,7 +132,7 @@ final class CgroupV1Backend: CgroupBackend {
         let memory = slotPath(memoryParent, slot)
         var baseline = cgroupInteger((try? filesystem.read(memory + "/memory.usage_in_bytes")) ?? "") ?? 0
         if baseline > Self.recycleThresholdBytes {
-            try recycle(slot)
+            try recycle(slot, spawner: state.spawner)
             state = slotState.withLock { $0[slot]! }
             baseline = cgroupInteger((try? filesystem.read(memory + "/memory.usage_in_bytes")) ?? "") ?? 0
         }
@@ -123,9 +145,11 @@ final class CgroupV1Backend: CgroupBackend {
             if state.hasMemsw { try filesystem.write(memory + "/memory.memsw.limit_in_bytes", value) }
             state.memoryLimit = .some(limits.memoryBytes)
         }
-        if state.processLimit != limits.processes {
-            try filesystem.write(slotPath(pidsParent, slot) + "/pids.max", String(limits.processes))
-            state.processLimit = limits.processes
+        // The spawner thread is one of the group's tasks.
+        let processLimit = limits.processes + (state.spawner == nil ? 0 : 1)
+        if state.processLimit != processLimit {
+            try filesystem.write(slotPath(pidsParent, slot) + "/pids.max", String(processLimit))
+            state.processLimit = processLimit
         }
         if let cpuParent, state.cpuQuota != .some(limits.cpuQuota) {
             let path = slotPath(cpuParent, slot)
@@ -142,32 +166,44 @@ final class CgroupV1Backend: CgroupBackend {
         let oomKills = cgroupKeyedValue((try? filesystem.read(memory + "/memory.oom_control")) ?? "", key: "oom_kill") ?? 0
         let committed = state
         slotState.withLock { $0[slot] = committed }
-        return CgroupLease(slot: slot, joinDescriptors: state.joinDescriptors, directoryDescriptor: -1,
-                           baselineOOMKills: oomKills, baselineMemoryBytes: baseline)
+        return CgroupLease(slot: slot, directoryDescriptor: -1, baselineOOMKills: oomKills, baselineMemoryBytes: baseline)
     }
 
-    /// Replaces a slot's memory group (and the others, to keep one procs fd set) with fresh ones.
-    private func recycle(_ slot: Int) throws(SandboxError) {
+    /// Replaces a slot's groups with fresh ones, moving its spawner out and back in.
+    private func recycle(_ slot: Int, spawner: SlotSpawner?) throws(SandboxError) {
+        if let spawner { try spawner.join(tasksDescriptors: parentTasks.withLock { $0 }) }
         for parent in allParents {
             let path = slotPath(parent, slot)
             _ = waitUntil(timeoutNanoseconds: 1_000_000_000) { (try? filesystem.removeGroup(path)) != nil }
         }
         try createSlot(slot)
+        if let spawner { try spawner.join(tasksDescriptors: spawnerJoinDescriptors(slot: slot)) }
     }
 
     func cpuMicroseconds(_ lease: CgroupLease) -> Int {
         (cgroupInteger((try? filesystem.read(slotPath(cpuacctParent, lease.slot) + "/cpuacct.usage")) ?? "") ?? 0) / 1000
     }
 
-    func killAll(_ lease: CgroupLease) {
-        killProcesses(in: slotPath(pidsParent, lease.slot))
+    private func spawnerThread(_ slot: Int) -> pid_t? {
+        slotState.withLock { $0[slot]?.spawner?.threadID }
     }
 
-    private func killProcesses(in path: String) {
-        guard let text = try? filesystem.read(path + "/cgroup.procs") else { return }
-        for line in text.split(separator: "\n") {
-            if let pid = Int32(line), pid > 0 { kill(pid, SIGKILL) }
+    func killAll(_ lease: CgroupLease) {
+        killProcesses(in: slotPath(pidsParent, lease.slot), sparing: spawnerThread(lease.slot))
+    }
+
+    /// Task ids in a group other than our own threads.
+    private func foreignTasks(in path: String, sparing spared: pid_t?) -> [pid_t] {
+        guard let text = try? filesystem.read(path + "/tasks") else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let tid = pid_t(line), tid > 0, tid != spared else { return nil }
+            // Never signal a thread of this process (kill() of a thread id reaches its process).
+            return System.fileExists("/proc/self/task/\(tid)") ? nil : tid
         }
+    }
+
+    private func killProcesses(in path: String, sparing spared: pid_t?) {
+        for tid in foreignTasks(in: path, sparing: spared) { kill(tid, SIGKILL) }
     }
 
     func usage(_ lease: CgroupLease) -> CgroupUsage {
@@ -180,13 +216,12 @@ final class CgroupV1Backend: CgroupBackend {
     }
 
     func release(_ lease: CgroupLease) throws(SandboxError) {
-        let procs = slotPath(pidsParent, lease.slot) + "/cgroup.procs"
-        let empty = waitUntil(timeoutNanoseconds: 2_000_000_000) {
-            ((try? filesystem.read(procs)) ?? "").isEmpty
-        }
+        let group = slotPath(pidsParent, lease.slot)
+        let spared = spawnerThread(lease.slot)
+        let empty = waitUntil(timeoutNanoseconds: 2_000_000_000) { foreignTasks(in: group, sparing: spared).isEmpty }
         if !empty {
             killAll(lease)
-            throw SandboxError(.cgroupUnavailable, "processes remain in \(procs) after the run")
+            throw SandboxError(.cgroupUnavailable, "processes remain in \(group) after the run")
         }
     }
 
@@ -197,12 +232,16 @@ final class CgroupV1Backend: CgroupBackend {
             return all
         }
         for (slot, state) in states {
-            state.joinDescriptors.forEach { if $0 >= 0 { close($0) } }
+            state.tasksDescriptors.forEach { if $0 >= 0 { close($0) } }
             for parent in allParents {
                 let path = slotPath(parent, slot)
-                killProcesses(in: path)
-                _ = waitUntil(timeoutNanoseconds: 1_000_000_000) { (try? filesystem.removeGroup(path)) != nil }
+                killProcesses(in: path, sparing: nil)
+                _ = waitUntil(timeoutNanoseconds: 2_000_000_000) { (try? filesystem.removeGroup(path)) != nil }
             }
+        }
+        parentTasks.withLock { descriptors in
+            descriptors.forEach { close($0) }
+            descriptors.removeAll()
         }
         for parent in allParents { try? filesystem.removeGroup(parent) }
     }

@@ -92,6 +92,10 @@ final class CgroupV2Backend: CgroupBackend {
         }
     }
 
+    func spawnerJoinDescriptors(slot: Int) -> [Int32] { [] }
+
+    func attach(spawner: SlotSpawner, slot: Int) {}
+
     func acquire(slot: Int, limits: ResourceLimits) throws(SandboxError) -> CgroupLease {
         let path = slotPath(slot)
         if filesystem.exists(path) { removeGroup(path) }
@@ -112,7 +116,7 @@ final class CgroupV2Backend: CgroupBackend {
             }
             let descriptor = try filesystem.openDescriptor(path, flags: O_RDONLY | O_DIRECTORY)
             directoryDescriptors.withLock { $0[slot] = descriptor }
-            return CgroupLease(slot: slot, joinDescriptors: [], directoryDescriptor: descriptor,
+            return CgroupLease(slot: slot, directoryDescriptor: descriptor,
                                baselineOOMKills: 0, baselineMemoryBytes: 0)
         } catch {
             removeGroup(path)

@@ -42,13 +42,21 @@ struct BenchSandbox: ParsableCommand {
         print("sandbox benchmark: \(runs) runs each after \(warmup) warm-up, interleaved; cgroup v\(sandbox.cgroupVersion) at \(sandbox.cgroupLocation); \(Sandbox.processorCount) CPUs")
         print("full sandbox = cgroup setup → pid/mount/net/ipc/uts/cgroup namespaces → mounts → seccomp → exec → wait → accounting → cleanup\n")
 
+        var phaseTable = TextTable(header: ["program", "prepare µs", "clone→exec µs", "exec→end µs", "collect µs"])
         var table = TextTable(header: ["program", "method", "median ms", "p90 ms", "p99 ms", "× plain (median)", "+ms vs plain"])
         for program in programs {
+            var phases = [Samples](repeating: Samples(), count: 4)
+            var measuring = false
             var methods: [(String, () -> Void)] = [
                 ("plain posix_spawn", { _ = PlainSpawn.run(program.argv) }),
                 ("sandbox", {
                     let result = sandbox.run(RunSpec(executable: program.argv[0], arguments: Array(program.argv.dropFirst())))
                     if result.status != .ok { FileHandle.standardError.write(Data("sandbox run failed: \(result.message ?? "")\n".utf8)) }
+                    if measuring {
+                        for (index, value) in [result.phases.prepare, result.phases.spawn, result.phases.run, result.phases.collect].enumerated() {
+                            phases[index].append(Double(value))
+                        }
+                    }
                 }),
             ]
             if let bwrap {
@@ -59,6 +67,7 @@ struct BenchSandbox: ParsableCommand {
             }
             var samples = [Samples](repeating: Samples(), count: methods.count)
             for _ in 0..<warmup { for method in methods { method.1() } }
+            measuring = true
             for _ in 0..<runs {
                 for (index, method) in methods.enumerated() {
                     let start = monotonicNanoseconds()
@@ -66,6 +75,7 @@ struct BenchSandbox: ParsableCommand {
                     samples[index].append(Double(monotonicNanoseconds() - start) / 1e6)
                 }
             }
+            phaseTable.add([program.name] + phases.map { fmt($0.median, 0) })
             let plain = samples[0]
             for (index, method) in methods.enumerated() {
                 let s = samples[index]
@@ -75,6 +85,8 @@ struct BenchSandbox: ParsableCommand {
             }
         }
         print(table.render())
+        print("\nsandbox phases (medians):")
+        print(phaseTable.render())
 
         print("\nthroughput, \(runners) concurrent runners, \(seconds) s each:")
         var throughput = TextTable(header: ["program", "plain jobs/s", "sandbox jobs/s", "sandbox / plain", "failures"])
