@@ -151,6 +151,27 @@ static void cis_forward_signal(int signal) {
     if (pid > 0) kill(pid, signal);
 }
 
+struct cis_program_args {
+    const cis_spawn_plan *plan;
+    int error_fd;
+    int status_fd;
+};
+
+/// The stack the program's process uses between clone and execve. init is a private copy of
+/// the parent, so this static buffer is private to each sandbox; init is suspended while the
+/// program's process uses it (CLONE_VFORK).
+static char cis_program_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int cis_program_main(void *context) {
+    const struct cis_program_args *args = context;
+    // Shares init's memory but not its descriptor table: closing here affects only this process.
+    close(args->status_fd);
+    // A new session: no controlling terminal to push input into (TIOCSTI).
+    if (setsid() < 0) cis_child_fail(args->error_fd, CIS_STEP_SETSID, errno, -1);
+    execve(args->plan->path, args->plan->argv, args->plan->envp);
+    cis_child_fail(args->error_fd, CIS_STEP_EXEC, errno, -1);
+}
+
 __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan, int error_fd, int status_fd) {
     // 1. Signals: the Swift runtime's crash handlers and the server's SIG_IGNs must not reach
     //    the program. sigaction and sigprocmask are async-signal-safe.
@@ -232,16 +253,13 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
             cis_child_fail(error_fd, CIS_STEP_SECCOMP, errno, -1);
     }
 
-    // 11. Fork the program (raw clone: fork-like, no namespace flags, allowed by the filter).
-    pid_t program = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, NULL, NULL, 0UL);
+    // 11. Start the program. CLONE_VM|CLONE_VFORK (as posix_spawn does): the child borrows
+    //     init's memory and a private stack until execve, so init's page tables (a copy of the
+    //     server's) are not copied a second time; init sleeps until the exec or the failure.
+    struct cis_program_args args = {.plan = plan, .error_fd = error_fd, .status_fd = status_fd};
+    pid_t program = clone(cis_program_main, cis_program_stack + sizeof cis_program_stack,
+                          CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (program < 0) cis_child_fail(error_fd, CIS_STEP_FORK_PROGRAM, errno, -1);
-    if (program == 0) {
-        close(status_fd);
-        // A new session: no controlling terminal to push input into (TIOCSTI).
-        if (setsid() < 0) cis_child_fail(error_fd, CIS_STEP_SETSID, errno, -1);
-        execve(plan->path, plan->argv, plan->envp);
-        cis_child_fail(error_fd, CIS_STEP_EXEC, errno, -1);
-    }
 
     // init: the error pipe's last writer is the program; its exec closes it (CLOEXEC).
     close(error_fd);
