@@ -60,3 +60,26 @@ extension Decoder {
         }
     }
 }
+
+extension KeyedDecodingContainer {
+    /// An optional integer field, read as a JSON number.
+    ///
+    /// Foundation's `JSONDecoder` reports a non-integral or out-of-range number for an `Int`
+    /// as "not valid JSON" without a coding path, which would blame the whole body; reading a
+    /// `Double` and checking it here keeps the field's path and says what is wrong.
+    func decodeIntegerIfPresent(forKey key: Key) throws -> Int? {
+        let value: Double?
+        do {
+            value = try decodeIfPresent(Double.self, forKey: key)
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw DecodingError.typeMismatch(Int.self, context)
+        }
+        guard let value else { return nil }
+        // 2^53: beyond it doubles skip integers, and no limit or count is anywhere near it.
+        guard value.rounded() == value, abs(value) <= 9_007_199_254_740_992 else {
+            throw DecodingError.typeMismatch(
+                Int.self, DecodingError.Context(codingPath: codingPath + [key], debugDescription: "\(value) is not an integer in range"))
+        }
+        return Int(value)
+    }
+}
