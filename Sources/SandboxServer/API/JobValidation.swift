@@ -42,6 +42,15 @@ struct ValidatedJob: Sendable, Equatable {
 struct JobRequestValidator: Sendable {
     let registry: LanguageRegistry
     let limits: ServerLimits
+    /// The sandbox's working directory, where `{binary}` is written; a parameter so tests can
+    /// run the expanded commands on the host.
+    let boxDirectory: String
+
+    init(registry: LanguageRegistry, limits: ServerLimits, boxDirectory: String = LanguageRegistry.boxDirectory) {
+        self.registry = registry
+        self.limits = limits
+        self.boxDirectory = boxDirectory
+    }
 
     func validate(_ request: JobRequest) throws(APIError) -> ValidatedJob {
         guard let language = registry.language(id: request.language) else {
@@ -56,7 +65,7 @@ struct JobRequestValidator: Sendable {
         let args = try validateArgs(request.args ?? [])
         let compileOptions = try validateCompileOptions(request.compileOptions, language: language)
 
-        let boxBinary = LanguageRegistry.boxDirectory + "/main"
+        let boxBinary = boxDirectory + "/main"
         let context = CommandContext(
             source: entryFile, sources: sources, binary: boxBinary, compileOptions: compileOptions, args: args,
             mainClass: Self.stem(of: entryFile))

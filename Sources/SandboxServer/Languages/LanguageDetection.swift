@@ -116,11 +116,14 @@ struct HostCommandResult: Sendable {
 
 /// Runs trusted host programs (toolchain version commands) with a deadline.
 enum HostCommand {
-    /// Runs `argv` directly (no shell) with exactly `environment`, killing it after `timeout`.
+    /// Runs `argv` directly (no shell) with exactly `environment`, in `directory` (default: the
+    /// server's), killing it after `timeout`.
     ///
     /// Output goes to an unlinked temporary file rather than a pipe, so a chatty program can
     /// never block on a full pipe while we wait for it to exit.
-    static func run(_ argv: [String], environment: [String: String], timeout: Duration) async throws -> HostCommandResult {
+    static func run(
+        _ argv: [String], environment: [String: String], in directory: URL? = nil, timeout: Duration
+    ) async throws -> HostCommandResult {
         precondition(!argv.isEmpty, "HostCommand.run needs a program")
         let outputURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("sandbox-server-host-\(UUID().uuidString).out")
@@ -135,6 +138,7 @@ enum HostCommand {
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         process.environment = environment
+        if let directory { process.currentDirectoryURL = directory }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = outputHandle
         process.standardError = outputHandle
