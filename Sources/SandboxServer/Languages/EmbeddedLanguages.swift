@@ -180,7 +180,7 @@ enum EmbeddedLanguages {
       "version_regex": "go version go([0-9]+\\.[0-9]+(?:\\.[0-9]+)?)",
       "compile": ["/usr/lib/go/bin/go", "build", "{compile_options}", "-o", "{binary}", "{sources}"],
       "default_compile_options": [],
-      "compile_options_allowed": ["-trimpath", "-race"],
+      "compile_options_allowed": ["-trimpath"],
       "run": ["{binary}", "{args}"],
       "environment": {"GOCACHE": "/tmp/go-build", "GOPATH": "/tmp/go", "CGO_ENABLED": "0", "GO111MODULE": "off"},
       "compile_limit_overrides": {"processes_min": 64, "memory_bytes_min": 1073741824},
