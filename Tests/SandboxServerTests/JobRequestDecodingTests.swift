@@ -116,7 +116,9 @@ func decodingError(_ json: String) -> APIError? {
     @Test func canonicalEncodingIsDeterministicAndRoundTrips() throws {
         let first = try decodeJob(#"{"priority": 1, "language": "c", "source": "x", "compare": "exact", "metadata": {"b": 1, "a": [2]}}"#)
         let second = try decodeJob(#"{"metadata": {"a": [2], "b": 1}, "compare": {"mode": "exact"}, "source": "x", "language": "c", "priority": 1}"#)
-        #expect(APIJSON.encode(first) == APIJSON.encode(second))
+        #expect(first.canonicalJSON == second.canonicalJSON)
+        let third = try decodeJob(#"{"priority": 2, "language": "c", "source": "x", "compare": "exact", "metadata": {"b": 1, "a": [2]}}"#)
+        #expect(first.canonicalJSON != third.canonicalJSON)
         #expect(try decodeJob(String(decoding: APIJSON.encode(first), as: UTF8.self)) == first)
     }
 

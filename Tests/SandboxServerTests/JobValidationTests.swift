@@ -37,6 +37,14 @@ import Testing
         #expect(job.compileCommand == ["/usr/bin/g++", "-std=c++20", "-Wall", "-o", "/box/main", "util.cpp", "main.cpp", "-lm"])
     }
 
+    @Test func entryFileIsTheFirstSourceWhenSourceFileIsAbsent() throws {
+        let job = try validator.validate(JobRequest(
+            language: "c", files: [FileInput(name: "util.h", content: ""), FileInput(name: "prog.c", content: "")]))
+        #expect(job.entryFile == "prog.c")
+        let java = try validator.validate(JobRequest(language: "java", files: [FileInput(name: "Solution.java", content: "")]))
+        #expect(java.runCommand.last == "Solution")
+    }
+
     @Test func emptyCompileOptionsMeanNone() throws {
         let job = try validator.validate(JobRequest(language: "c", source: "", compileOptions: []))
         #expect(job.compileCommand == ["/usr/bin/gcc", "-o", "/box/main", "main.c", "-lm"])

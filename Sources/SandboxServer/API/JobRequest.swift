@@ -1,3 +1,5 @@
+import Foundation
+
 /// The body of `POST /v1/jobs`, as sent. Decoding is strict: any key not listed in a type's
 /// `CodingKeys` is refused with its path (see ``Decoder/rejectUnknownKeys(_:)``).
 /// ``JobRequestValidator`` turns it into a ``ValidatedJob``.
@@ -54,6 +56,11 @@ struct JobRequest: Codable, Sendable, Equatable {
         self.metadata = metadata
         self.priority = priority
     }
+
+    /// The request re-encoded with sorted keys and shorthands expanded (`compare` as an
+    /// object). Two bodies that mean the same request encode to the same bytes even when their
+    /// key order differs, which is what an `Idempotency-Key` check compares.
+    var canonicalJSON: Data { APIJSON.encode(self) }
 
     init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)

@@ -60,7 +60,7 @@ struct JobRequestValidator: Sendable {
                 field: "language")
         }
         let files = try validateFiles(request, language: language)
-        let entryFile = files.first { $0.name == language.sourceFile }?.name ?? files[0].name
+        let entryFile = Self.entryFile(of: files, language: language)
         let sources = try sourceFileNames(files, entryFile: entryFile, language: language)
         let args = try validateArgs(request.args ?? [])
         let compileOptions = try validateCompileOptions(request.compileOptions, language: language)
@@ -162,6 +162,16 @@ struct JobRequestValidator: Sendable {
                 field: "files")
         }
         return sources
+    }
+
+    /// The file `{source}` names: the language's `source_file` if sent, else the first file
+    /// with one of its source extensions (so `util.h, prog.c` picks `prog.c`), else the first file.
+    static func entryFile(of files: [SourceFile], language: LanguageDefinition) -> String {
+        if let named = files.first(where: { $0.name == language.sourceFile }) { return named.name }
+        if let source = files.first(where: { file in language.sourceExtensions.contains { file.name.hasSuffix($0) } }) {
+            return source.name
+        }
+        return files[0].name
     }
 
     static func stem(of fileName: String) -> String {

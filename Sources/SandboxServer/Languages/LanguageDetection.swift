@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Whether one language can be offered on this machine, and its toolchain version.
 struct LanguageAvailability: Sendable, Equatable {
@@ -142,24 +143,53 @@ enum HostCommand {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = outputHandle
         process.standardError = outputHandle
-        try process.run()
 
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var timedOut = false
-        while process.isRunning {
-            if clock.now >= deadline {
-                timedOut = true
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                break
+        // The exit is awaited through terminationHandler and the deadline enforced by a
+        // dispatch timer, so neither waiting nor killing needs a thread of the (small)
+        // cooperative pool: polling from a task missed its deadline when other tests kept
+        // the pool busy.
+        let state = HostCommandState()
+        let (status, reason): (Int32, Process.TerminationReason) = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { finished in
+                state.markFinished()
+                continuation.resume(returning: (finished.terminationStatus, finished.terminationReason))
             }
-            try? await Task.sleep(for: .milliseconds(5))
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+                return
+            }
+            let pid = process.processIdentifier
+            let (seconds, attoseconds) = timeout.components
+            let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
+                if state.markTimedOutIfRunning() { kill(pid, SIGKILL) }
+            }
         }
-        let exitStatus = process.terminationReason == .uncaughtSignal
-            ? 128 + process.terminationStatus
-            : process.terminationStatus
+        let exitStatus = reason == .uncaughtSignal ? 128 + status : status
         let output = (try? Data(contentsOf: outputURL)).map { [UInt8]($0) } ?? []
-        return HostCommandResult(exitStatus: exitStatus, output: output, timedOut: timedOut)
+        return HostCommandResult(exitStatus: exitStatus, output: output, timedOut: state.timedOut)
     }
+}
+
+/// Whether a host command finished or was killed for its deadline; shared by the
+/// termination handler and the timer, which run on different threads.
+private final class HostCommandState: Sendable {
+    private struct Flags { var finished = false; var timedOut = false }
+    private let flags = Mutex(Flags())
+
+    func markFinished() { flags.withLock { $0.finished = true } }
+
+    /// Marks the command timed out unless it already finished; true if the caller should kill it.
+    func markTimedOutIfRunning() -> Bool {
+        flags.withLock { flags in
+            guard !flags.finished else { return false }
+            flags.timedOut = true
+            return true
+        }
+    }
+
+    var timedOut: Bool { flags.withLock { $0.timedOut } }
 }
