@@ -27,6 +27,19 @@ import Testing
         #expect(object["metadata"] is NSNull)
     }
 
+    @Test func queuedViewOfAValidatedJob() throws {
+        let validator = JobRequestValidator(registry: try LanguageRegistry.embedded(), limits: .standard)
+        let job = try validator.validate(JobRequest(
+            language: "python3", source: "", tests: [TestInput(points: 2), TestInput(points: 5)], metadata: .string("m")))
+        let view = JobView.queued(id: "q1", job: job, createdAt: created)
+        #expect(view.state == .queued)
+        #expect(view.language == "python3")
+        #expect(view.maxScore == 7)
+        #expect(view.score == nil)
+        #expect(view.verdict == nil)
+        #expect(view.metadata == .string("m"))
+    }
+
     @Test func finishedJobFromGrade() throws {
         let grader = JobGrader(tests: [
             TestCaseSpec(name: "t1", expectedOutput: Array("ok\n".utf8), points: 2),

@@ -250,3 +250,12 @@ struct JobView: Codable, Sendable, Equatable {
         try container.encode(finishedAt, forKey: .finishedAt)
     }
 }
+
+extension JobView {
+    /// The view of a job that was just accepted and waits in the queue.
+    static func queued(id: String, job: ValidatedJob, createdAt: Date) -> JobView {
+        JobView(
+            id: id, state: .queued, language: job.language.id, maxScore: job.tests.reduce(0) { $0 + $1.points },
+            metadata: job.metadata, createdAt: createdAt)
+    }
+}
