@@ -82,7 +82,7 @@ import Testing
         #expect(error?.message.contains("python3") == true)
     }
 
-    @Test(arguments: ["", "../x.c", "a/b.c", "-o.c", ".hidden.c", "a\u{0}.c", "a\nb.c", String(repeating: "a", count: 129) + ".c"])
+    @Test(arguments: ["", "../x.c", "a/b.c", "-o.c", "@opts.c", ".hidden.c", "a\u{0}.c", "a\nb.c", String(repeating: "a", count: 129) + ".c"])
     func badFileNames(name: String) {
         let error = validationError(JobRequest(language: "c", files: [FileInput(name: "main.c", content: ""), FileInput(name: name, content: "")]))
         #expect(error?.code == .invalidFileName)

@@ -15,6 +15,9 @@ enum FileNameRules {
         }
         // A leading '-' would make the name an option when it is passed to a compiler in {sources}.
         if name.hasPrefix("-") { return "must not start with '-'" }
+        // gcc and javac read "@name" arguments as files of further options, which would
+        // bypass the compile option allow-list.
+        if name.hasPrefix("@") { return "must not start with '@'" }
         // Hidden files are refused because nothing legitimate needs them and '.' is the box itself.
         if name.hasPrefix(".") { return "must not start with '.'" }
         if name.contains("\\") { return "must not contain '\\'" }

@@ -101,7 +101,7 @@ enum FileEncoding: String, Codable, Sendable, CaseIterable {
 
 /// One file of the program.
 struct FileInput: Codable, Sendable, Equatable {
-    /// Plain name in the working directory: no `/`, no `..`, not starting with `-` or `.`.
+    /// Plain name in the working directory: no `/`, no `..`, not starting with `-`, `@` or `.` (see ``FileNameRules``).
     var name: String
     var content: String
     /// Default `utf8`.

@@ -53,6 +53,8 @@ struct CommandContext: Sendable, Equatable {
     var args: [String]
     var mainClass: String
 
+    /// The value of a scalar placeholder. List placeholders never reach here inside a larger
+    /// argument (``CommandTemplate`` refuses that); they are joined only as a fallback.
     func scalar(_ placeholder: CommandPlaceholder) -> String {
         switch placeholder {
         case .source: source

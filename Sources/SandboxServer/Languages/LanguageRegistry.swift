@@ -127,8 +127,11 @@ struct LanguageRegistry: Sendable {
             throw fail("source_extensions", "must include the extension of source_file \(language.sourceFile)")
         }
         guard !language.toolchain.isEmpty else { throw fail("toolchain", "must name at least one file") }
-        for path in language.toolchain + [language.versionCommand.first ?? ""] where !path.hasPrefix("/") {
+        for path in language.toolchain where !path.hasPrefix("/") {
             throw fail("toolchain", "\"\(path)\" is not an absolute path")
+        }
+        guard let versionProgram = language.versionCommand.first, versionProgram.hasPrefix("/") else {
+            throw fail("version_command", "must start with an absolute path")
         }
         // NSRegularExpression, unlike Regex, can say how many capture groups a pattern has.
         guard let versionRegex = try? NSRegularExpression(pattern: language.versionRegex) else {
