@@ -108,7 +108,7 @@ struct OpenAPIOutline {
             ("TestResultView", names(TestResultView.CodingKeys.self)),
             ("ErrorResponse", names(ErrorResponse.CodingKeys.self)),
             ("ErrorDetail", names(ErrorDetail.CodingKeys.self)),
-            ("ResourceLimits", names(ResourceLimits.CodingKeys.self)),
+            ("JobLimits", names(JobLimits.CodingKeys.self)),
             ("LanguageView", names(LanguageView.CodingKeys.self)),
             ("HealthView", names(HealthView.CodingKeys.self)),
             ("ServerLimitsView", names(ServerLimitsView.CodingKeys.self)),

@@ -61,8 +61,8 @@ struct HealthView: Codable, Sendable, Equatable {
 
 /// The caps a request must respect, as `GET /v1/info` shows them.
 struct ServerLimitsView: Codable, Sendable, Equatable {
-    var defaults: ResourceLimits
-    var maxima: ResourceLimits
+    var defaults: JobLimits
+    var maxima: JobLimits
     var maxFiles: Int
     var maxSourceBytes: Int
     var maxTests: Int

@@ -136,7 +136,7 @@ struct LimitsInput: Codable, Sendable, Equatable {
     var fileSizeBytes: Int?
     var network: Bool?
 
-    typealias CodingKeys = ResourceLimits.CodingKeys
+    typealias CodingKeys = JobLimits.CodingKeys
 
     init(
         cpuTimeMs: Int? = nil, wallTimeMs: Int? = nil, memoryBytes: Int? = nil, processes: Int? = nil,

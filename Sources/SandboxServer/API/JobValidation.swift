@@ -18,9 +18,9 @@ struct ValidatedJob: Sendable, Equatable {
     var runCommand: [String]
     var environment: [String: String]
     /// Limits of the compile step, `nil` for interpreted languages.
-    var compileLimits: ResourceLimits?
+    var compileLimits: JobLimits?
     /// Limits of each test run.
-    var runLimits: ResourceLimits
+    var runLimits: JobLimits
     /// At least one test; a request without tests gets one unnamed run of its `stdin`.
     var tests: [TestCaseSpec]
     var comparison: OutputComparison
@@ -225,8 +225,8 @@ struct JobRequestValidator: Sendable {
     /// The run limits: requested values checked against the maxima, defaults for the rest.
     /// An omitted wall time is at least twice the CPU time, so a CPU-bound program hits its
     /// CPU limit (the meaningful verdict) before the wall clock.
-    func resolveLimits(_ requested: LimitsInput) throws(APIError) -> ResourceLimits {
-        func resolve(_ value: Int?, _ key: ResourceLimits.CodingKeys, default defaultValue: Int, maximum: Int) throws(APIError) -> Int {
+    func resolveLimits(_ requested: LimitsInput) throws(APIError) -> JobLimits {
+        func resolve(_ value: Int?, _ key: JobLimits.CodingKeys, default defaultValue: Int, maximum: Int) throws(APIError) -> Int {
             guard let value else { return defaultValue }
             let field = "limits.\(key.stringValue)"
             guard value > 0 else { throw APIError(.invalidValue, "\(field) must be positive, not \(value)", field: field) }
@@ -242,7 +242,7 @@ struct JobRequestValidator: Sendable {
         if network && !maxima.network {
             throw APIError(.limitExceedsMaximum, "network access is not allowed on this server", field: "limits.network")
         }
-        return ResourceLimits(
+        return JobLimits(
             cpuTimeMs: cpuTime,
             wallTimeMs: try resolve(requested.wallTimeMs, .wallTimeMs, default: wallDefault, maximum: maxima.wallTimeMs),
             memoryBytes: try resolve(requested.memoryBytes, .memoryBytes, default: defaults.memoryBytes, maximum: maxima.memoryBytes),

@@ -2,7 +2,7 @@
 ///
 /// The same shape serves as a request's `limits` after defaulting, as the server's defaults and
 /// maxima, and as what the runner hands to the sandbox.
-struct ResourceLimits: Codable, Sendable, Equatable {
+struct JobLimits: Codable, Sendable, Equatable {
     /// CPU time in milliseconds (user + system, all processes).
     var cpuTimeMs: Int
     /// Elapsed time in milliseconds; catches programs that sleep or block on input.
@@ -33,11 +33,11 @@ struct ResourceLimits: Codable, Sendable, Equatable {
 /// size caps on everything a request carries. Operators set it from the command line.
 struct ServerLimits: Sendable, Equatable {
     /// Limits of a run when the request does not say.
-    var defaults: ResourceLimits
+    var defaults: JobLimits
     /// Largest limits a request may ask for; `network: false` here forbids network access.
-    var maxima: ResourceLimits
+    var maxima: JobLimits
     /// Limits of compile steps (not settable by requests; languages may raise them).
-    var compile: ResourceLimits
+    var compile: JobLimits
 
     var maximumFiles = 32
     /// Total decoded size of all files of a job.
@@ -62,13 +62,13 @@ struct ServerLimits: Sendable, Equatable {
 
     /// Conservative settings for a small shared machine.
     static let standard = ServerLimits(
-        defaults: ResourceLimits(
+        defaults: JobLimits(
             cpuTimeMs: 2_000, wallTimeMs: 5_000, memoryBytes: 256 << 20, processes: 16,
             outputBytes: 1 << 20, fileSizeBytes: 16 << 20, network: false),
-        maxima: ResourceLimits(
+        maxima: JobLimits(
             cpuTimeMs: 20_000, wallTimeMs: 60_000, memoryBytes: 1 << 30, processes: 128,
             outputBytes: 16 << 20, fileSizeBytes: 64 << 20, network: false),
-        compile: ResourceLimits(
+        compile: JobLimits(
             cpuTimeMs: 15_000, wallTimeMs: 30_000, memoryBytes: 512 << 20, processes: 32,
             outputBytes: 1 << 20, fileSizeBytes: 64 << 20, network: false)
     )

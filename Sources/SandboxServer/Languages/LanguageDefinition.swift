@@ -87,7 +87,7 @@ struct LimitOverrides: Codable, Sendable, Equatable {
     }
 
     /// `limits` with each floor applied.
-    func applied(to limits: ResourceLimits) -> ResourceLimits {
+    func applied(to limits: JobLimits) -> JobLimits {
         var raised = limits
         if let processesMin { raised.processes = max(raised.processes, processesMin) }
         if let memoryBytesMin { raised.memoryBytes = max(raised.memoryBytes, memoryBytesMin) }
