@@ -12,13 +12,17 @@ struct HostLayout: Sendable {
     let systemEntries: [SystemEntry]
     /// Host path of the generated /etc.
     let generatedEtc: String
-    /// Names under the host's /etc bound read-only into the sandbox's /etc.
-    let etcBinds: [String]
+    /// Host path of the prepared /dev (device nodes, fd links, a mount point for /dev/shm).
+    let generatedDev: String
 
-    /// Host /etc entries language runtimes read: `alternatives` (the java, c++ … symlinks),
-    /// JVM configuration, PHP and Free Pascal configuration, CA certificates, and the dynamic
-    /// linker's extra configuration.
-    static let etcBindPrefixes = ["alternatives", "java-", "php", "fpc", "ssl", "ld.so.conf", "gcc", "ca-certificates", "mono", "R"]
+    /// Host /etc entries language runtimes read, copied into the generated /etc at start-up:
+    /// `alternatives` (the java, c++ … symlinks), JVM, PHP and Free Pascal configuration, CA
+    /// certificates, the dynamic linker's extra configuration. Copying once (rather than binding
+    /// each per run) keeps a run's mount count low; a restart picks up host changes.
+    static let etcCopyPrefixes = ["alternatives", "java-", "php", "fpc", "ssl", "ld.so.conf", "gcc", "ca-certificates", "mono", "R"]
+
+    /// The devices a job may use.
+    static let devices = ["null", "zero", "random", "urandom"]
 
     /// Detects the layout and writes the generated /etc under `workRoot/etc`.
     /// - Parameter sandboxUsers: uid/gid pairs of the slots, listed in passwd and group.
@@ -34,6 +38,8 @@ struct HostLayout: Sendable {
         }
 
         let etc = workRoot + "/etc"
+        Preflight.removeTree(etc)
+        Preflight.removeTree(workRoot + "/dev")
         try System.makeDirectories(etc, mode: 0o755)
         var passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
         var group = "root:x:0:\nnogroup:x:65534:\n"
@@ -60,21 +66,63 @@ struct HostLayout: Sendable {
         let mtab = etc + "/mtab"
         if !System.isSymlink(mtab) { Glibc.symlink("../proc/self/mounts", mtab) }
 
-        // Mount points for the host entries bound over the generated directory.
-        var binds: [String] = []
-        for name in hostEtcEntries() where etcBindPrefixes.contains(where: { name == $0 || name.hasPrefix($0) }) {
-            let hostPath = "/etc/" + name
-            let point = etc + "/" + name
-            if System.isDirectory(hostPath) {
-                try System.makeDirectory(point)
-            } else if System.fileExists(hostPath) {
-                if !System.fileExists(point) { try System.createFile(point, contents: []) }
-            } else {
-                continue  // dangling symlink
-            }
-            binds.append(name)
+        for name in hostEtcEntries() where etcCopyPrefixes.contains(where: { name == $0 || name.hasPrefix($0) }) {
+            try copyTree(from: "/etc/" + name, to: etc + "/" + name)
         }
-        return HostLayout(systemEntries: entries, generatedEtc: etc, etcBinds: binds.sorted())
+        let dev = try prepareDev(workRoot + "/dev")
+        return HostLayout(systemEntries: entries, generatedEtc: etc, generatedDev: dev)
+    }
+
+    /// Copies a host tree: directories, symlinks as symlinks, regular files up to 4 MiB;
+    /// anything else (devices, sockets, huge files) is skipped.
+    static func copyTree(from source: String, to destination: String) throws(SandboxError) {
+        var info = stat()
+        guard lstat(source, &info) == 0 else { return }
+        switch info.st_mode & S_IFMT {
+        case S_IFLNK:
+            if let target = System.readLink(source), !System.isSymlink(destination) { Glibc.symlink(target, destination) }
+        case S_IFDIR:
+            try System.makeDirectory(destination, mode: info.st_mode & 0o7777)
+            guard let directory = opendir(source) else { return }
+            var names: [String] = []
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(directory)
+            for name in names { try copyTree(from: source + "/" + name, to: destination + "/" + name) }
+        case S_IFREG where info.st_size <= 4 << 20:
+            if let bytes = try? readWholeFile(source) {
+                try System.createFile(destination, contents: bytes, mode: info.st_mode & 0o777)
+            }
+        default:
+            break
+        }
+    }
+
+    /// /dev as one directory bound read-only into each sandbox: device nodes made with the
+    /// host's numbers (unusable at the host path: /run is nodev), the fd links, and a mount
+    /// point for a per-run /dev/shm.
+    static func prepareDev(_ path: String) throws(SandboxError) -> String {
+        try System.makeDirectories(path, mode: 0o755)
+        for device in devices {
+            var info = stat()
+            guard stat("/dev/" + device, &info) == 0, (info.st_mode & S_IFMT) == S_IFCHR else {
+                throw SandboxError(.filesystem, "/dev/\(device) is not a character device on this host")
+            }
+            let node = path + "/" + device
+            unlink(node)
+            if mknod(node, S_IFCHR | 0o666, info.st_rdev) != 0 {
+                throw SandboxError(.filesystem, "mknod \(node)", errno: errno)
+            }
+            chmod(node, 0o666)
+        }
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                               ("stderr", "/proc/self/fd/2")] where !System.isSymlink(path + "/" + name) {
+            Glibc.symlink(target, path + "/" + name)
+        }
+        try System.makeDirectory(path + "/shm", mode: 0o755)
+        return path
     }
 
     private static func hostEtcEntries() -> [String] {

@@ -7,10 +7,10 @@ import Glibc
 /// Inside the sandbox:
 /// - `/usr` and the host's `/bin`, `/sbin`, `/lib*`: read-only, `nosuid`, `nodev` binds, or the
 ///   same symlinks as the host's merged-/usr layout.
-/// - `/etc`: a small generated directory (read-only), plus read-only binds of the few host
-///   entries language runtimes need (see ``HostLayout``).
-/// - `/dev`: a read-only tmpfs holding binds of null, zero, random, urandom, the fd links, and a
-///   small writable `/dev/shm`.
+/// - `/etc`: a small generated directory (read-only) with copies of the few host entries language
+///   runtimes need (see ``HostLayout``).
+/// - `/dev`: a prepared read-only directory with null, zero, random, urandom and the fd links,
+///   and a small writable `/dev/shm`.
 /// - `/proc`: a new procfs (`hidepid=2`), `/tmp`: a size-limited tmpfs, `/box`: the box.
 /// - `/`: the tmpfs itself, remounted read-only after pivot_root.
 struct MountPlan {
@@ -98,29 +98,15 @@ struct MountPlan {
             }
         }
 
-        // /etc: generated, plus the host entries runtimes need.
+        // /etc: generated at start-up (with copies of the host entries runtimes need).
         plan.directory("/etc")
         plan.bind(layout.generatedEtc, at: "/etc")
-        for name in layout.etcBinds {
-            plan.bind("/etc/" + name, at: "/etc/" + name)
-        }
 
-        // /dev: only harmless devices.
+        // /dev: only harmless devices; read-only, but not nodev (the nodes must work).
         plan.directory("/dev")
-        plan.mount("tmpfs", at: "/dev", source: "sandbox-dev", flags: UInt(CIS_MS_NOSUID | CIS_MS_NOEXEC),
-                   data: "size=64k,nr_inodes=64,mode=0755")
-        for device in ["null", "zero", "random", "urandom"] {
-            plan.steps.append(Step(kind: CIS_FS_MKFILE, path: plan.host("/dev/" + device), mode: 0o666))
-            plan.bind("/dev/" + device, at: "/dev/" + device, flags: UInt(CIS_MS_NOSUID | CIS_MS_NOEXEC))
-        }
-        plan.symlink("/dev/fd", to: "/proc/self/fd")
-        plan.symlink("/dev/stdin", to: "/proc/self/fd/0")
-        plan.symlink("/dev/stdout", to: "/proc/self/fd/1")
-        plan.symlink("/dev/stderr", to: "/proc/self/fd/2")
-        plan.directory("/dev/shm")
+        plan.bind(layout.generatedDev, at: "/dev", flags: UInt(CIS_MS_RDONLY | CIS_MS_NOSUID | CIS_MS_NOEXEC))
         plan.mount("tmpfs", at: "/dev/shm", source: "sandbox-shm", flags: nosuidNodev | UInt(CIS_MS_NOEXEC),
-                   data: "size=\(limits.diskBytes),mode=1777")
-        plan.remount("/dev", flags: UInt(CIS_MS_RDONLY | CIS_MS_NOSUID | CIS_MS_NOEXEC))
+                   data: "size=\(limits.diskBytes),nr_inodes=\(inodeLimit(limits.diskBytes)),mode=1777")
 
         plan.directory("/proc")
         plan.mount("proc", at: "/proc", source: "proc", flags: nosuidNodev | UInt(CIS_MS_NOEXEC), data: "hidepid=2")

@@ -29,22 +29,34 @@ enum Preflight {
         for target in targets.sorted(by: { $0.count > $1.count }) { _ = cis_umount_detach(target) }
     }
 
-    /// Removes the generated /etc (files and mount-point placeholders we created).
-    static func removeGeneratedEtc(_ path: String) {
-        guard let directory = opendir(path) else { return }
+    /// Removes a tree the sandbox generated (its /etc and /dev), never following a link: each
+    /// directory is opened relative to its parent with O_NOFOLLOW and entries are unlinked there.
+    static func removeTree(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { unlink(path); return }
+        removeContents(of: fd)
+        close(fd)
+        rmdir(path)
+    }
+
+    private static func removeContents(of directoryFD: Int32) {
+        let listing = dup(directoryFD)
+        guard listing >= 0, let directory = fdopendir(listing) else { return }
         var names: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
             if name != "." && name != ".." { names.append(name) }
         }
         closedir(directory)
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
         for name in names {
-            if unlinkat(fd, name, 0) != 0 { unlinkat(fd, name, AT_REMOVEDIR) }
+            if unlinkat(directoryFD, name, 0) == 0 { continue }
+            let child = openat(directoryFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if child >= 0 {
+                removeContents(of: child)
+                close(child)
+            }
+            unlinkat(directoryFD, name, AT_REMOVEDIR)
         }
-        rmdir(path)
     }
 }
 

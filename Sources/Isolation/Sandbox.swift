@@ -183,7 +183,8 @@ public final class Sandbox: Sendable {
         for index in 0..<boxes.count { rmdir("\(work)/slots/\(index)") }
         rmdir(work + "/slots")
         rmdir(work + "/root")
-        Preflight.removeGeneratedEtc(layout.generatedEtc)
+        Preflight.removeTree(layout.generatedEtc)
+        Preflight.removeTree(layout.generatedDev)
         rmdir(work)
     }
 }
