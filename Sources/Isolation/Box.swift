@@ -3,7 +3,8 @@ import Glibc
 import Synchronization
 
 /// The box of one slot: a size-limited tmpfs at `<workRoot>/slots/<n>/box`, owned by the slot's
-/// uid, mounted once and replaced wholesale (detach + fresh mount) when a run wants a fresh box.
+/// uid, mounted once and emptied when a run wants a fresh box (remounted only to change its
+/// size). Emptying is bounded: the tmpfs caps the number of inodes a job can leave behind.
 ///
 /// The host never follows a path inside a box: files are created and read with openat2 and
 /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so a symlink or FIFO a job leaves behind cannot turn
@@ -13,10 +14,11 @@ public final class SlotBox: Sendable {
     public let path: String
     let uid: UInt32
     let gid: UInt32
-    private let mounted = Atomic<Bool>(false)
+    /// Size of the mounted tmpfs, 0 when not mounted.
+    private let mountedSize = Atomic<Int>(0)
 
     /// Whether the box tmpfs is mounted (this instance mounted it and has not destroyed it).
-    var isMounted: Bool { mounted.load(ordering: .acquiring) }
+    var isMounted: Bool { mountedSize.load(ordering: .acquiring) > 0 }
 
     init(path: String, uid: UInt32, gid: UInt32) {
         self.path = path
@@ -24,23 +26,36 @@ public final class SlotBox: Sendable {
         self.gid = gid
     }
 
-    /// Mounts a fresh, empty box of `sizeBytes`, replacing whatever was there.
+    /// Makes the box an empty tmpfs of `sizeBytes`: emptied in place when mounted (never
+    /// following a link a job left), resized with a remount, mounted the first time.
     func reset(sizeBytes: Int) throws(SandboxError) {
-        if isMounted { _ = cis_umount_detach(path) }
-        try System.makeDirectories(path, mode: 0o700)
         let data = "size=\(sizeBytes),nr_inodes=\(MountPlan.inodeLimit(sizeBytes)),mode=0755,uid=\(uid),gid=\(gid)"
-        if cis_mount("sandbox-box", path, "tmpfs", UInt(CIS_MS_NOSUID | CIS_MS_NODEV), data) != 0 {
-            let error = errno
-            mounted.store(false, ordering: .releasing)
-            throw SandboxError(.filesystem, "mount the box tmpfs on \(path)", errno: error)
+        let current = mountedSize.load(ordering: .acquiring)
+        if current > 0 {
+            let root = try openRoot()
+            Preflight.removeContents(of: root)
+            // A job may have changed the mode of the box's root; restore it.
+            fchmod(root, 0o755)
+            close(root)
+            if current == sizeBytes { return }
+            if cis_mount(nil, path, nil, UInt(CIS_MS_NOSUID | CIS_MS_NODEV) | UInt(MS_REMOUNT), data) == 0 {
+                mountedSize.store(sizeBytes, ordering: .releasing)
+                return
+            }
+            _ = cis_umount_detach(path)
+            mountedSize.store(0, ordering: .releasing)
         }
-        mounted.store(true, ordering: .releasing)
+        try System.makeDirectories(path, mode: 0o700)
+        if cis_mount("sandbox-box", path, "tmpfs", UInt(CIS_MS_NOSUID | CIS_MS_NODEV), data) != 0 {
+            throw SandboxError(.filesystem, "mount the box tmpfs on \(path)", errno: errno)
+        }
+        mountedSize.store(sizeBytes, ordering: .releasing)
     }
 
     /// Unmounts the box.
     func destroy() {
         while cis_umount_detach(path) == 0 {}
-        mounted.store(false, ordering: .releasing)
+        mountedSize.store(0, ordering: .releasing)
         rmdir(path)
     }
 

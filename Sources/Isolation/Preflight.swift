@@ -39,7 +39,7 @@ enum Preflight {
         rmdir(path)
     }
 
-    private static func removeContents(of directoryFD: Int32) {
+    static func removeContents(of directoryFD: Int32) {
         let listing = dup(directoryFD)
         guard listing >= 0, let directory = fdopendir(listing) else { return }
         var names: [String] = []

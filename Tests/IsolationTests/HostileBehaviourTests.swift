@@ -320,6 +320,31 @@ struct HostileBehaviourTests {
         #expect(result.stdoutText == "[0, 1, 2, 3]\n['LC_CTYPE', 'ONLY', 'PATH']\n", "\(result)")
     }
 
+    @Test func aFreshBoxIsEmptyAndWritableWhateverThePreviousRunLeft() throws {
+        let fixture = try SandboxFixture(slots: 1)
+        let canary = "/tmp/sandbox-canary-clear-\(getpid())"
+        try System.createFile(canary, contents: Array("keep me".utf8))
+        defer { unlink(canary) }
+        try fixture.sandbox.withSlot { slot in
+            let polluter = slot.run(RunSpec(executable: "/usr/bin/python3", arguments: ["-c", """
+                import os
+                d = "/box"
+                for i in range(50):
+                    d = os.path.join(d, "deep"); os.mkdir(d)
+                os.symlink("\(canary)", "/box/canary-link")
+                os.symlink("/tmp", "/box/deep/tmp-link")
+                os.mkfifo("/box/fifo")
+                os.chmod("/box/deep", 0)
+                os.chmod("/box", 0o500)
+                print("polluted")
+                """]))
+            #expect(polluter.stdoutText == "polluted\n", "\(polluter)")
+            let next = slot.run(RunSpec(executable: "/bin/sh", arguments: ["-c", "ls -A /box; touch /box/new && echo writable"]))
+            #expect(next.stdoutText == "writable\n", "\(next)")
+        }
+        #expect(try System.readFile(canary) == "keep me", "clearing the box never followed the planted link")
+    }
+
     @Test func linksAndFIFOsLeftInTheBoxAreNeverFollowedByTheHost() throws {
         let fixture = try SandboxFixture(slots: 1)
         let canary = "/tmp/sandbox-canary-link-\(getpid())"

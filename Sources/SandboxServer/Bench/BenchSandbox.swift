@@ -43,7 +43,7 @@ struct BenchSandbox: ParsableCommand {
         print("full sandbox = cgroup setup → pid/mount/net/ipc/uts/cgroup namespaces → mounts → seccomp → exec → wait → accounting → cleanup\n")
 
         var phaseTable = TextTable(header: ["program", "prepare µs", "clone→exec µs", "exec→end µs", "collect µs"])
-        var table = TextTable(header: ["program", "method", "median ms", "p90 ms", "p99 ms", "× plain (median)", "+ms vs plain"])
+        var table = TextTable(header: ["program", "method", "median ms", "p90 ms", "p99 ms", "CPU ms/run", "× plain (median)", "+ms vs plain"])
         for program in programs {
             var phases = [Samples](repeating: Samples(), count: 4)
             var measuring = false
@@ -66,20 +66,23 @@ struct BenchSandbox: ParsableCommand {
                 methods.append(("bwrap", { _ = PlainSpawn.run(argv) }))
             }
             var samples = [Samples](repeating: Samples(), count: methods.count)
+            var cpuMicroseconds = [Double](repeating: 0, count: methods.count)
             for _ in 0..<warmup { for method in methods { method.1() } }
             measuring = true
             for _ in 0..<runs {
                 for (index, method) in methods.enumerated() {
+                    let cpuBefore = Self.processCPUMicroseconds()
                     let start = monotonicNanoseconds()
                     method.1()
                     samples[index].append(Double(monotonicNanoseconds() - start) / 1e6)
+                    cpuMicroseconds[index] += Self.processCPUMicroseconds() - cpuBefore
                 }
             }
             phaseTable.add([program.name] + phases.map { fmt($0.median, 0) })
             let plain = samples[0]
             for (index, method) in methods.enumerated() {
                 let s = samples[index]
-                table.add([program.name, method.0, fmt(s.median), fmt(s.p90), fmt(s.p99),
+                table.add([program.name, method.0, fmt(s.median), fmt(s.p90), fmt(s.p99), fmt(cpuMicroseconds[index] / Double(runs) / 1000),
                            index == 0 ? "1.00" : fmt(s.median / plain.median),
                            index == 0 ? "–" : "+" + fmt(s.median - plain.median) + " (p90 +" + fmt(s.p90 - plain.p90) + ")"])
             }
@@ -100,6 +103,18 @@ struct BenchSandbox: ParsableCommand {
             throughput.add([program.name, fmt(plainRate, 0), fmt(sandboxRate, 0), fmt(sandboxRate / plainRate), String(failures.load(ordering: .relaxed))])
         }
         print(throughput.render())
+    }
+
+    /// CPU time (user + system) of this process and its reaped descendants, in microseconds. On a
+    /// shared machine this moves far less with load than wall time does.
+    static func processCPUMicroseconds() -> Double {
+        var total = 0.0
+        for who in [RUSAGE_SELF.rawValue, RUSAGE_CHILDREN.rawValue] {
+            var usage = rusage()
+            getrusage(__rusage_who_t(who), &usage)
+            total += Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        }
+        return total
     }
 
     /// Jobs per second of `body` run in a loop on `runners` threads for `seconds`.
