@@ -31,6 +31,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -141,25 +142,15 @@ static int cis_close_other_fds(int keep_a, int keep_b) {
     return (int)syscall(SYS_close_range, (unsigned)(high + 1), ~0U, 0U);
 }
 
-static volatile pid_t cis_program_pid = 0;
-
-/// init forwards termination-type signals from the supervisor to the program. kill() is
-/// async-signal-safe. A handler (rather than SIG_DFL) is needed because PID 1 of a namespace
-/// ignores default-action signals.
-static void cis_forward_signal(int signal) {
-    pid_t pid = cis_program_pid;
-    if (pid > 0) kill(pid, signal);
-}
-
 struct cis_program_args {
     const cis_spawn_plan *plan;
     int error_fd;
     int status_fd;
 };
 
-/// The stack the program's process uses between clone and execve. init is a private copy of
-/// the parent, so this static buffer is private to each sandbox; init is suspended while the
-/// program's process uses it (CLONE_VFORK).
+/// The program's stack between clone and execve. init is a private (fork-like) copy of the
+/// parent, so this buffer is private to each sandbox; init is suspended while the program's
+/// process uses it (CLONE_VFORK).
 static char cis_program_stack[64 * 1024] __attribute__((aligned(16)));
 
 static int cis_program_main(void *context) {
@@ -261,35 +252,56 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
                           CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (program < 0) cis_child_fail(error_fd, CIS_STEP_FORK_PROGRAM, errno, -1);
 
-    // init: the error pipe's last writer is the program; its exec closes it (CLOEXEC).
+    // init: the error pipe's last writer is the program; its exec closed it (CLOEXEC).
     close(error_fd);
-    cis_program_pid = program;
-    struct sigaction forward;
-    memset(&forward, 0, sizeof forward);
-    forward.sa_handler = cis_forward_signal;
-    forward.sa_flags = SA_RESTART;
-    const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGXCPU};
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &forward, NULL);
-    // Also make stdio point nowhere for init itself: it must not hold the output pipes open
-    // after the program is gone (they are closed when init exits anyway).
+
+    // Forward termination-type signals from the supervisor to the program through a signalfd
+    // (all state on this stack: init may share the server's memory). Blocking them only now
+    // keeps the program's mask clean; PID 1 of a namespace receives signals from inside it only
+    // if it handles them, and a blocked signal is not handled, so the job cannot poke init.
+    sigset_t watched;
+    sigemptyset(&watched);
+    const int forwarded[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&watched, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &watched, NULL);
+    int signals = signalfd(-1, &watched, SFD_CLOEXEC);
 
     cis_program_status report;
     memset(&report, 0, sizeof report);
-    for (;;) {
-        int status = 0;
-        struct rusage usage;
-        pid_t reaped = wait4(-1, &status, __WALL, &usage);
-        if (reaped < 0) {
-            if (errno == EINTR) continue;
-            break;  // ECHILD: nothing left (cannot happen before the program is reaped)
+    for (int done = 0; !done;) {
+        // Reap everything that has ended (orphans too); a SIGCHLD raised before the block above
+        // was discarded, so always look before sleeping.
+        for (;;) {
+            int status = 0;
+            struct rusage usage;
+            pid_t reaped = wait4(-1, &status, __WALL | WNOHANG, &usage);
+            if (reaped <= 0) break;
+            if (reaped == program) {
+                report.wait_status = status;
+                report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+                report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+                report.max_rss_kib = usage.ru_maxrss;
+                done = 1;
+                break;
+            }
         }
-        if (reaped == program) {
-            report.wait_status = status;
-            report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
-            report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-            report.max_rss_kib = usage.ru_maxrss;
-            break;
+        if (done) break;
+        struct signalfd_siginfo info;
+        if (signals < 0) {
+            // No signalfd: fall back to a blocking wait for the program alone.
+            int status = 0;
+            struct rusage usage;
+            if (wait4(program, &status, __WALL, &usage) == program) {
+                report.wait_status = status;
+                report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
+                report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+                report.max_rss_kib = usage.ru_maxrss;
+                break;
+            }
+            continue;
         }
+        ssize_t n = read(signals, &info, sizeof info);
+        if (n == (ssize_t)sizeof info && info.ssi_signo != SIGCHLD) kill(program, (int)info.ssi_signo);
     }
     ssize_t ignored = write(status_fd, &report, sizeof report);
     (void)ignored;
@@ -312,6 +324,7 @@ struct cis_clone_args {
     uint64_t set_tid_size;
     uint64_t cgroup;
 };
+
 
 int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     memset(result, 0, sizeof *result);
@@ -358,7 +371,9 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         args.cgroup = (uint64_t)plan->cgroup_dir_fd;
     }
     // Without CLONE_VM and without a stack, clone3 behaves like fork: the child continues here on
-    // a copy-on-write copy of this thread's stack.
+    // a copy-on-write copy of this thread's stack. init must NOT share our memory (CLONE_VM, as a
+    // vfork child would): the OOM killer and a core dump both kill every process sharing the
+    // victim's mm, so a job's memory-cgroup OOM choosing init would take the server down with it.
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid < 0 && errno == ENOSYS && plan->cgroup_dir_fd < 0) {
         pidfd = -1;

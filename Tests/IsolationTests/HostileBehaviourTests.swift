@@ -39,6 +39,29 @@ struct HostileBehaviourTests {
         #expect(result.message?.contains("memory limit") == true)
     }
 
+    /// The OOM killer kills every process sharing its victim's memory, and on cgroup v1 the
+    /// slot's spawner thread (part of this process) sits in the job's memory group. A server
+    /// much larger than the job's limit must still never be the victim: only job processes are.
+    @Test func aMemoryLimitKillNeverReachesTheServer() throws {
+        let fixture = try SandboxFixture()
+        // Make this process far larger than the job's limit (touch 256 MiB).
+        let ballast = UnsafeMutableRawPointer.allocate(byteCount: 256 << 20, alignment: 4096)
+        defer { ballast.deallocate() }
+        for offset in stride(from: 0, to: 256 << 20, by: 4096) { ballast.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self) }
+        let result = fixture.python("""
+            import os
+            for _ in range(6):
+                if os.fork() == 0:
+                    b = bytearray(8 << 20)
+                    for i in range(0, len(b), 4096): b[i] = 1
+                    import time; time.sleep(5); os._exit(0)
+            b = bytearray(64 << 20)
+            for i in range(0, len(b), 4096): b[i] = 1
+            """, limits: ResourceLimits(memoryBytes: 32 << 20))
+        #expect(result.status == .memoryLimit, "\(result)")
+        #expect(kill(getpid(), 0) == 0, "still alive to tell")
+    }
+
     @Test func aProgramKilledBySIGKILLWithoutOOMIsNotCalledMemoryLimit() throws {
         let fixture = try SandboxFixture()
         let result = fixture.python("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")

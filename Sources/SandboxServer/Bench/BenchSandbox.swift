@@ -24,6 +24,12 @@ struct BenchSandbox: ParsableCommand {
     @Option(help: "Concurrent runners for the throughput measurement.")
     var runners = 2
 
+    @Option(help: "Measure only these methods (plain, sandbox, bwrap; comma-separated), e.g. for profiling.")
+    var only: String?
+
+    @Flag(help: "Skip the throughput measurement.")
+    var noThroughput = false
+
     @OptionGroup var sandboxOptions: SandboxOptions
 
     struct Program {
@@ -65,6 +71,10 @@ struct BenchSandbox: ParsableCommand {
                             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"] + program.argv
                 methods.append(("bwrap", { _ = PlainSpawn.run(argv) }))
             }
+            if let only {
+                let wanted = Set(only.split(separator: ",").map { $0 == "plain" ? "plain posix_spawn" : String($0) })
+                methods = methods.filter { wanted.contains($0.0) }
+            }
             var samples = [Samples](repeating: Samples(), count: methods.count)
             var cpuMicroseconds = [Double](repeating: 0, count: methods.count)
             for _ in 0..<warmup { for method in methods { method.1() } }
@@ -79,7 +89,7 @@ struct BenchSandbox: ParsableCommand {
                 }
             }
             phaseTable.add([program.name] + phases.map { fmt($0.median, 0) })
-            let plain = samples[0]
+            let plain = methods.first?.0 == "plain posix_spawn" ? samples[0] : Samples([1])
             for (index, method) in methods.enumerated() {
                 let s = samples[index]
                 table.add([program.name, method.0, fmt(s.median), fmt(s.p90), fmt(s.p99), fmt(cpuMicroseconds[index] / Double(runs) / 1000),
@@ -91,6 +101,7 @@ struct BenchSandbox: ParsableCommand {
         print("\nsandbox phases (medians):")
         print(phaseTable.render())
 
+        if noThroughput { return }
         print("\nthroughput, \(runners) concurrent runners, \(seconds) s each:")
         var throughput = TextTable(header: ["program", "plain jobs/s", "sandbox jobs/s", "sandbox / plain", "failures"])
         for program in programs {
