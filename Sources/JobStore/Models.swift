@@ -247,6 +247,39 @@ public struct JobRecord: Hashable, Sendable {
     public var leaseExpiresAt: Timestamp?
     /// The result, once finished.
     public var result: JobResult?
+
+    /// Describes a stored job (for backends).
+    public init(
+        id: JobID,
+        state: JobState,
+        priority: Int,
+        language: String,
+        request: Data,
+        callbackURL: String?,
+        idempotencyKey: String?,
+        createdAt: Timestamp,
+        startedAt: Timestamp?,
+        finishedAt: Timestamp?,
+        attempts: Int,
+        worker: String?,
+        leaseExpiresAt: Timestamp?,
+        result: JobResult?
+    ) {
+        self.id = id
+        self.state = state
+        self.priority = priority
+        self.language = language
+        self.request = request
+        self.callbackURL = callbackURL
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.attempts = attempts
+        self.worker = worker
+        self.leaseExpiresAt = leaseExpiresAt
+        self.result = result
+    }
 }
 
 /// A job without its request and result bodies, for listings.
@@ -269,6 +302,29 @@ public struct JobSummary: Hashable, Sendable {
     public var attempts: Int
     /// The overall verdict, once finished.
     public var verdict: Verdict?
+
+    /// Describes a listed job (for backends).
+    public init(
+        id: JobID,
+        state: JobState,
+        priority: Int,
+        language: String,
+        createdAt: Timestamp,
+        startedAt: Timestamp?,
+        finishedAt: Timestamp?,
+        attempts: Int,
+        verdict: Verdict?
+    ) {
+        self.id = id
+        self.state = state
+        self.priority = priority
+        self.language = language
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.attempts = attempts
+        self.verdict = verdict
+    }
 }
 
 /// Which jobs to list. Listing is newest first.
@@ -303,18 +359,27 @@ public struct JobPage: Sendable {
     public var jobs: [JobSummary]
     /// Pass as `JobFilter.cursor` for the next page; nil on the last page.
     public var nextCursor: String?
+
+    /// Describes a page (for backends).
+    public init(
+        jobs: [JobSummary],
+        nextCursor: String?
+    ) {
+        self.jobs = jobs
+        self.nextCursor = nextCursor
+    }
 }
 
 /// How many jobs are in each state.
 public struct StateCounts: Hashable, Sendable {
     /// Waiting jobs.
-    public var queued = 0
+    public var queued: Int
     /// Jobs held by workers.
-    public var running = 0
+    public var running: Int
     /// Jobs with a result.
-    public var finished = 0
+    public var finished: Int
     /// Cancelled jobs.
-    public var cancelled = 0
+    public var cancelled: Int
 
     /// The count for one state.
     public subscript(state: JobState) -> Int {
@@ -325,14 +390,36 @@ public struct StateCounts: Hashable, Sendable {
         case .cancelled: cancelled
         }
     }
+
+    /// Describes counts per state.
+    public init(
+        queued: Int = 0,
+        running: Int = 0,
+        finished: Int = 0,
+        cancelled: Int = 0
+    ) {
+        self.queued = queued
+        self.running = running
+        self.finished = finished
+        self.cancelled = cancelled
+    }
 }
 
 /// What reaping expired leases did.
 public struct RequeueReport: Hashable, Sendable {
     /// Jobs put back in the queue for another attempt.
-    public var requeued: [JobID] = []
+    public var requeued: [JobID]
     /// Jobs that used up their attempts and finished as `internal_error`.
-    public var abandoned: [JobID] = []
+    public var abandoned: [JobID]
+
+    /// Describes what a requeue pass did.
+    public init(
+        requeued: [JobID] = [],
+        abandoned: [JobID] = []
+    ) {
+        self.requeued = requeued
+        self.abandoned = abandoned
+    }
 }
 
 /// Page-level size of the database file.
@@ -347,6 +434,17 @@ public struct StorageStats: Hashable, Sendable {
     public var fileBytes: Int64 { pageSize * pageCount }
     /// Bytes held by free pages.
     public var freeBytes: Int64 { pageSize * freePages }
+
+    /// Describes the file's pages.
+    public init(
+        pageSize: Int64,
+        pageCount: Int64,
+        freePages: Int64
+    ) {
+        self.pageSize = pageSize
+        self.pageCount = pageCount
+        self.freePages = freePages
+    }
 }
 
 /// Where a webhook delivery is.
@@ -392,6 +490,27 @@ public struct WebhookDelivery: Hashable, Sendable {
     public var nextAttemptAt: Timestamp
     /// The error of the last failed attempt.
     public var lastError: String?
+
+    /// Describes a stored delivery (for backends).
+    public init(
+        id: Int64,
+        jobID: JobID,
+        url: String,
+        payload: Data?,
+        state: WebhookState,
+        attempts: Int,
+        nextAttemptAt: Timestamp,
+        lastError: String?
+    ) {
+        self.id = id
+        self.jobID = jobID
+        self.url = url
+        self.payload = payload
+        self.state = state
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.lastError = lastError
+    }
 }
 
 /// Backoff for webhook retries: `baseDelay · 2^(attempts-1)`, capped, until `maxAttempts`.
@@ -426,4 +545,15 @@ public struct CachedFile: Hashable, Sendable {
     public var size: Int64
     /// Last time it was stored or read (second granularity; see `SQLiteJobStore.fileInfo`).
     public var lastUsedAt: Timestamp
+
+    /// Describes a cached file (for backends).
+    public init(
+        id: String,
+        size: Int64,
+        lastUsedAt: Timestamp
+    ) {
+        self.id = id
+        self.size = size
+        self.lastUsedAt = lastUsedAt
+    }
 }
