@@ -34,6 +34,8 @@ public final class SQLiteJobStore: JobStore {
 
     /// The configuration the store was opened with.
     public let configuration: Configuration
+    /// The version of the SQLite library linked at run time (for diagnostics and benchmark reports).
+    public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
     private let pool: ConnectionPool
 
     /// A file-cache read refreshes `last_used_at` only when it is older than this, so that
