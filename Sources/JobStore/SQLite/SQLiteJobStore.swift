@@ -37,6 +37,7 @@ public final class SQLiteJobStore: JobStore {
     /// The version of the SQLite library linked at run time (for diagnostics and benchmark reports).
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
     private let pool: ConnectionPool
+    private let writeQueue = WriteQueue()
 
     /// A file-cache read refreshes `last_used_at` only when it is older than this, so that
     /// repeated reads do not each cost a write transaction.
@@ -627,17 +628,31 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    /// Runs `body` in a write transaction on the single writer connection. `durable: false` commits
-    /// without fsync even under `synchronous = FULL`; the next durable commit syncs it too, because
-    /// the WAL is written in order.
-    private func write<T: Sendable>(durable: Bool = true, _ body: (Connection) throws -> T) throws(JobStoreError) -> T {
-        let level = durable ? configuration.synchronous : .normal
-        return try wrap {
+    /// Runs `body` as one write on the single writer connection, grouped with whatever other writes
+    /// are waiting (see `GroupCommit.swift`): it returns once its group has committed. `durable:
+    /// false` writes alone commit without fsync even under `synchronous = FULL`; a later durable
+    /// commit syncs them too, because the WAL is written in order.
+    private func write<T: Sendable>(
+        durable: Bool = true, _ body: @escaping @Sendable (Connection) throws -> T
+    ) throws(JobStoreError) -> T {
+        let mine = PendingWrite(durable: durable, body)
+        writeQueue.enqueue(mine)
+        let synchronous = configuration.synchronous
+        try wrap {
             try pool.writer.use { connection in
-                try connection.setSynchronous(level)
-                return try connection.transaction(immediate: true) { try body(connection) }
+                // Another thread may have run our write in its group while we waited for the lock;
+                // otherwise our write is still queued and we lead the next group.
+                while !mine.isFinished {
+                    let group = writeQueue.takeGroup()
+                    if group.isEmpty { break }  // cannot happen: leaders finish all they take
+                    connection.commit(group: group, synchronous: synchronous)
+                }
             }
         }
+        guard let outcome = mine.outcome else {
+            throw JobStoreError(.sqlite, "internal: a grouped write finished without an outcome")
+        }
+        return try outcome.get()
     }
 
     /// Runs `body` on a read connection (a committed snapshot; never waits for the writer).
