@@ -48,14 +48,19 @@ struct BenchStore: ParsableCommand {
         table.add(row("insert, batch of 100/txn, FULL", "rows/s", batches, baseline: baseline))
         let cycles = try measureClaimComplete(in: scratch)
         table.add(row("claim + complete (2 tests), FULL", "cycles/s", cycles, baseline: baseline))
+        let groupedInserts = try measureConcurrentInserts(in: scratch, threads: 8)
+        table.add(row("insert, 1 row/call, 8 threads, FULL", "rows/s", groupedInserts, baseline: baseline))
+        let groupedCycles = try measureConcurrentClaimComplete(in: scratch, threads: 4)
+        table.add(row("claim + complete, 4 runner threads, FULL", "cycles/s", groupedCycles, baseline: baseline))
         let (gets, concurrentInserts) = try measureConcurrentReads(in: scratch)
         table.add(row("get-by-id, 2 reader threads, writer busy", "gets/s", gets, baseline: nil))
         table.add(row("  meanwhile: writer inserts, FULL", "rows/s", concurrentInserts, baseline: baseline))
         print(table.render())
 
-        print("targets: acknowledged submissions (FULL) ≥ 5,000/s: \(verdict(fullInserts.median, 5_000)); "
-            + "get-by-id ≥ 30,000/s: \(verdict(gets.median, 30_000)); "
-            + "claim+complete ≥ 5,000/s: \(verdict(cycles.median, 5_000))")
+        print("targets: acknowledged submissions (FULL) ≥ 5,000/s: single caller \(verdict(fullInserts.median, 5_000)), "
+            + "8 callers \(verdict(groupedInserts.median, 5_000)); get-by-id ≥ 30,000/s: \(verdict(gets.median, 30_000)); "
+            + "claim+complete ≥ 5,000/s: single runner \(verdict(cycles.median, 5_000)), "
+            + "4 runners \(verdict(groupedCycles.median, 5_000))")
     }
 
     private func verdict(_ value: Double, _ target: Double) -> String {
@@ -147,6 +152,57 @@ struct BenchStore: ParsableCommand {
                 cycles += 1
             }
             samples.append(Double(cycles) / (Double(monotonicNanoseconds() - start) / 1e9))
+        }
+        return samples
+    }
+
+    /// `threads` callers insert one job per call at once, as HTTP threads do; their writes share
+    /// commits (group commit), so each fsync acknowledges several submissions.
+    private func measureConcurrentInserts(in scratch: ScratchDirectory, threads: Int) throws -> Samples {
+        let store = try openStore(scratch, "grouped-inserts.sqlite")
+        let perThread = operations / threads
+        return try rounds(perThread * threads) {
+            let failure = Mutex<String?>(nil)
+            let workers = (0..<threads).map { _ in
+                Self.spawn {
+                    do {
+                        for _ in 0..<perThread { _ = try store.insert(NewJob(language: "python", request: Self.request)) }
+                    } catch {
+                        failure.withLock { $0 = "\(error)" }
+                    }
+                }
+            }
+            for worker in workers { worker.wait() }
+            if let message = failure.withLock({ $0 }) { throw ValidationError("concurrent inserts failed: \(message)") }
+        }
+    }
+
+    /// `threads` runners claim and complete until the queue is empty.
+    private func measureConcurrentClaimComplete(in scratch: ScratchDirectory, threads: Int) throws -> Samples {
+        let store = try openStore(scratch, "grouped-claims.sqlite")
+        var samples = Samples()
+        for _ in 0..<rounds {
+            for _ in 0..<(operations / 100) {
+                _ = try store.insert(batch: Array(repeating: NewJob(language: "python", request: Self.request), count: 100))
+            }
+            let cycles = Atomic<Int>(0)
+            let failure = Mutex<String?>(nil)
+            let start = monotonicNanoseconds()
+            let workers = (0..<threads).map { index in
+                Self.spawn {
+                    do {
+                        while let job = try store.claimNext(worker: "bench-\(index)", leaseMilliseconds: 60_000) {
+                            try store.complete(id: job.id, worker: "bench-\(index)", result: Self.result, webhook: nil)
+                            cycles.add(1, ordering: .relaxed)
+                        }
+                    } catch {
+                        failure.withLock { $0 = "\(error)" }
+                    }
+                }
+            }
+            for worker in workers { worker.wait() }
+            if let message = failure.withLock({ $0 }) { throw ValidationError("concurrent cycles failed: \(message)") }
+            samples.append(Double(cycles.load(ordering: .relaxed)) / (Double(monotonicNanoseconds() - start) / 1e9))
         }
         return samples
     }
