@@ -118,15 +118,26 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(id: JobID) throws(JobStoreError) -> JobRecord? {
         try read { connection in
-            // One read transaction so the job row and its tests come from the same snapshot.
-            try connection.transaction(immediate: false) {
-                guard let (seq, record) = try connection.with(
-                    "SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [id.rawValue],
-                    { statement in try statement.step() ? Self.jobRecord(from: statement) : nil })
-                else { return nil }
-                var full = record
-                if full.result != nil { full.result?.tests = try Self.testResults(seq: seq, on: connection) }
-                return full
+            // One statement is one snapshot: the job row and its tests cannot disagree, without the
+            // cost of an explicit read transaction. A job without tests yields one row of NULLs.
+            try connection.with(
+                """
+                SELECT \(Self.qualifiedJobColumns), t.verdict, t.stdout, t.stderr, t.exit_code, t.signal, t.cpu_ms, t.wall_ms,
+                       t.memory_bytes, t.stdout_truncated, t.stderr_truncated, t.message, t.extra
+                FROM jobs LEFT JOIN job_tests t ON t.job_seq = jobs.seq
+                WHERE jobs.id = ? ORDER BY t.test_index
+                """, [id.rawValue]
+            ) { statement in
+                guard try statement.step() else { return nil }
+                var record = Self.jobRecord(from: statement).1
+                var tests: [TestResult] = []
+                repeat {
+                    if !statement.isNull(Self.jobColumnCount) {
+                        tests.append(Self.testResult(from: statement, at: Self.jobColumnCount))
+                    }
+                } while try statement.step()
+                record.result?.tests = tests
+                return record
             }
         }
     }
@@ -606,26 +617,22 @@ public final class SQLiteJobStore: JobStore {
         return (statement.int64(0), record)
     }
 
-    private static func testResults(seq: Int64, on connection: Connection) throws -> [TestResult] {
-        try connection.with(
-            """
-            SELECT verdict, stdout, stderr, exit_code, signal, cpu_ms, wall_ms, memory_bytes, stdout_truncated,
-                   stderr_truncated, message, extra
-            FROM job_tests WHERE job_seq = ? ORDER BY test_index
-            """, [seq]
-        ) { statement in
-            var tests: [TestResult] = []
-            while try statement.step() {
-                tests.append(TestResult(
-                    verdict: Verdict(rawValue: statement.text(0) ?? ""), stdout: statement.blob(1) ?? Data(),
-                    stderr: statement.blob(2) ?? Data(), exitCode: statement.optionalInt64(3).map { Int32($0) },
-                    signal: statement.optionalInt64(4).map { Int32($0) }, cpuMilliseconds: statement.optionalInt64(5),
-                    wallMilliseconds: statement.optionalInt64(6), memoryBytes: statement.optionalInt64(7),
-                    stdoutTruncated: statement.bool(8), stderrTruncated: statement.bool(9),
-                    message: statement.text(10), extra: statement.blob(11)))
-            }
-            return tests
-        }
+    private static let jobColumnCount: Int32 = 20
+
+    /// `jobColumns` prefixed with `jobs.`, for joins.
+    private static let qualifiedJobColumns = jobColumns.split(separator: ",")
+        .map { "jobs." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
+
+    /// Reads the 12 job_tests columns starting at `first`.
+    private static func testResult(from statement: Statement, at first: Int32) -> TestResult {
+        TestResult(
+            verdict: Verdict(rawValue: statement.text(first) ?? ""), stdout: statement.blob(first + 1) ?? Data(),
+            stderr: statement.blob(first + 2) ?? Data(), exitCode: statement.optionalInt64(first + 3).map { Int32($0) },
+            signal: statement.optionalInt64(first + 4).map { Int32($0) },
+            cpuMilliseconds: statement.optionalInt64(first + 5), wallMilliseconds: statement.optionalInt64(first + 6),
+            memoryBytes: statement.optionalInt64(first + 7), stdoutTruncated: statement.bool(first + 8),
+            stderrTruncated: statement.bool(first + 9), message: statement.text(first + 10),
+            extra: statement.blob(first + 11))
     }
 
     /// Runs `body` as one write on the single writer connection, grouped with whatever other writes
@@ -645,7 +652,12 @@ public final class SQLiteJobStore: JobStore {
                 while !mine.isFinished {
                     let group = writeQueue.takeGroup()
                     if group.isEmpty { break }  // cannot happen: leaders finish all they take
-                    connection.commit(group: group, synchronous: synchronous)
+                    // Writes that need no fsync (claims, renewals) are acknowledged first rather
+                    // than waiting for the fsync of the durable writes they arrived with.
+                    let relaxed = group.filter { !$0.durable }
+                    let durable = group.filter(\.durable)
+                    if !relaxed.isEmpty { connection.commit(group: relaxed, synchronous: synchronous) }
+                    if !durable.isEmpty { connection.commit(group: durable, synchronous: synchronous) }
                 }
             }
         }
