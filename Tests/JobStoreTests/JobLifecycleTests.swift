@@ -194,6 +194,28 @@ import Testing
         #expect(deliveries.first?.url == "http://h/cb")
     }
 
+    @Test func openingRequeuesJobsWhoseWorkerDiedWithThePreviousProcess() throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualClock()
+        var configuration = SQLiteJobStore.Configuration(path: directory.file("jobs.sqlite"))
+        configuration.clock = { clock.now }
+        let orphan: JobID
+        let leased: JobID
+        do {
+            let store = try SQLiteJobStore(configuration: configuration)
+            #expect(store.startupRequeue == RequeueReport())
+            orphan = try store.insert(job("orphan")).id
+            leased = try store.insert(job("still leased")).id
+            _ = try store.claimNext(worker: "dead", leaseMilliseconds: 1_000)
+            _ = try store.claimNext(worker: "alive-elsewhere", leaseMilliseconds: 60_000)
+        }
+        clock.advance(by: 5_000)
+        let reopened = try SQLiteJobStore(configuration: configuration)
+        #expect(reopened.startupRequeue == RequeueReport(requeued: [orphan], abandoned: []))
+        #expect(try reopened.job(id: orphan)?.state == .queued)
+        #expect(try reopened.job(id: leased)?.state == .running)
+    }
+
     @Test func idempotencyKeysDeduplicateOrConflict() throws {
         let fixture = try Fixture()
         let key = Idempotency(key: "retry-me", requestHash: "sha-A")

@@ -34,6 +34,9 @@ public final class SQLiteJobStore: JobStore {
 
     /// The configuration the store was opened with.
     public let configuration: Configuration
+    /// What the start-up pass over expired leases did (jobs whose worker died with the last process);
+    /// later passes are the caller's to schedule with `requeueExpiredLeases()`.
+    public let startupRequeue: RequeueReport
     /// The version of the SQLite library linked at run time (for diagnostics and benchmark reports).
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
     private let pool: ConnectionPool
@@ -45,13 +48,17 @@ public final class SQLiteJobStore: JobStore {
     /// Purges delete this many jobs per transaction so the writer is never held for long.
     private static let purgeChunk = 500
 
-    /// Opens (creating or migrating) the database. Fails with an error naming the file when it is
-    /// unwritable, corrupt, foreign or from a newer version; such a file is never modified.
+    /// Opens (creating or migrating) the database, then requeues jobs whose lease has expired. Fails
+    /// with an error naming the file when it is unwritable, corrupt, foreign or from a newer
+    /// version; such a file is never modified.
     public init(configuration: Configuration) throws(JobStoreError) {
         self.configuration = configuration
-        pool = try wrap {
+        let pool = try wrap {
             let writer = try Connection(path: configuration.path, readOnly: false)
             try writer.execute("PRAGMA busy_timeout=\(configuration.busyTimeoutMilliseconds)")
+            // Readers that always hold a snapshot can keep checkpoints from resetting the WAL; cap
+            // what stays on disk afterwards so the WAL cannot keep the size it reached in a burst.
+            try writer.execute("PRAGMA journal_size_limit=\(64 << 20)")
             try Schema.prepare(writer, verifyIntegrity: configuration.verifyIntegrityOnOpen)
             try writer.setSynchronous(configuration.synchronous)
             if let maxPageCount = configuration.maxPageCount {
@@ -66,6 +73,15 @@ public final class SQLiteJobStore: JobStore {
             }
             return ConnectionPool(writer: writer, readers: readers)
         }
+        self.pool = pool
+        let now = configuration.clock().millisecondsSince1970
+        startupRequeue = try wrap {
+            try pool.writer.use { connection in
+                try connection.transaction(immediate: true) {
+                    try Self.requeueExpiredLeases(on: connection, now: now, maxAttempts: configuration.maxAttempts)
+                }
+            }
+        }
     }
 
     /// Opens the database at `path` with default settings.
@@ -77,11 +93,13 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: Jobs
 
+    /// Inserts one job (see `JobStore.insert(_:)`); returns once its group commit is synced.
     public func insert(_ job: NewJob) throws(JobStoreError) -> Submission {
         let now = now
         return try write { connection in try Self.insert(job, on: connection, now: now) }
     }
 
+    /// Inserts all jobs under one savepoint of one transaction (see `JobStore.insert(batch:)`).
     public func insert(batch jobs: [NewJob]) throws(JobStoreError) -> [Submission] {
         let now = now
         return try write { connection in try jobs.map { try Self.insert($0, on: connection, now: now) } }
@@ -116,6 +134,7 @@ public final class SQLiteJobStore: JobStore {
         return JobID(id)
     }
 
+    /// Reads a job with its tests from a reader connection (see `JobStore.job(id:)`).
     public func job(id: JobID) throws(JobStoreError) -> JobRecord? {
         try read { connection in
             // One statement is one snapshot: the job row and its tests cannot disagree, without the
@@ -142,10 +161,12 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Looks up an idempotency key (see `JobStore.job(idempotency:)`).
     public func job(idempotency: Idempotency) throws(JobStoreError) -> JobID? {
         try read { connection in try Self.existingJob(for: idempotency, on: connection) }
     }
 
+    /// Lists jobs newest first; the cursor is the last job's internal sequence number in base 36.
     public func list(_ filter: JobFilter) throws(JobStoreError) -> JobPage {
         guard (1...1000).contains(filter.limit) else {
             throw JobStoreError(.invalidArgument, "page size \(filter.limit) is outside 1…1000")
@@ -203,6 +224,7 @@ public final class SQLiteJobStore: JobStore {
         return JobPage(jobs: page.map(\.1), nextCursor: nextCursor)
     }
 
+    /// Claims the next queued job with one `UPDATE … RETURNING` (see `JobStore.claimNext`).
     public func claimNext(worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> JobRecord? {
         let now = now
         // Losing a claim to power loss is harmless: the worker died with the machine and the job
@@ -219,6 +241,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Extends a lease; committed without fsync, like claims (see `JobStore.renewLease`).
     public func renewLease(id: JobID, worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> Timestamp {
         let expiry = now + leaseMilliseconds
         try write(durable: false) { connection in
@@ -230,6 +253,7 @@ public final class SQLiteJobStore: JobStore {
         return Timestamp(millisecondsSince1970: expiry)
     }
 
+    /// Stores the result, its tests and the webhook in one durable write (see `JobStore.complete`).
     public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) {
         let now = now
         try write { connection in
@@ -275,6 +299,7 @@ public final class SQLiteJobStore: JobStore {
         return JobStoreError(.leaseLost, "worker \(worker) no longer owns job \(id): \(reason)")
     }
 
+    /// Cancels a queued or running job (see `JobStore.cancel`).
     public func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState {
         let now = now
         return try write { connection in
@@ -298,54 +323,58 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Reaps expired leases using the configured clock and `maxAttempts` (see `JobStore.requeueExpiredLeases`).
     public func requeueExpiredLeases() throws(JobStoreError) -> RequeueReport {
         let now = now
         let maxAttempts = configuration.maxAttempts
-        return try write { connection in
-            let expired = try connection.with(
-                """
-                SELECT seq, id, attempts, worker, lease_expires_at, callback_url FROM jobs
-                WHERE state = 'running' AND lease_expires_at < ?
-                """, [now]
-            ) { statement in
-                var rows: [(seq: Int64, id: String, attempts: Int64, worker: String?, expiry: Int64, callback: String?)] = []
-                while try statement.step() {
-                    rows.append((statement.int64(0), statement.text(1) ?? "", statement.int64(2), statement.text(3),
-                                 statement.int64(4), statement.text(5)))
-                }
-                return rows
-            }
-            var report = RequeueReport()
-            for job in expired {
-                if job.attempts >= maxAttempts {
-                    let expiry = Timestamp(millisecondsSince1970: job.expiry)
-                    let message = "abandoned after \(job.attempts) attempts (limit \(maxAttempts)): each time the "
-                        + "worker's lease expired before it reported a result; the last worker was "
-                        + "\(job.worker ?? "unknown") and its lease ended at \(expiry)"
-                    try connection.run(
-                        """
-                        UPDATE jobs SET state = 'finished', finished_at = ?, lease_expires_at = NULL, verdict = ?,
-                                        message = ?
-                        WHERE seq = ?
-                        """, [now, Verdict.internalError.rawValue, message, job.seq])
-                    if let callback = job.callback {
-                        try Self.enqueueWebhook(
-                            seq: job.seq, WebhookRequest(url: callback, payload: nil), on: connection, now: now)
-                    }
-                    report.abandoned.append(JobID(job.id))
-                } else {
-                    try connection.run(
-                        """
-                        UPDATE jobs SET state = 'queued', worker = NULL, lease_expires_at = NULL, started_at = NULL
-                        WHERE seq = ?
-                        """, [job.seq])
-                    report.requeued.append(JobID(job.id))
-                }
-            }
-            return report
-        }
+        return try write { connection in try Self.requeueExpiredLeases(on: connection, now: now, maxAttempts: maxAttempts) }
     }
 
+    private static func requeueExpiredLeases(on connection: Connection, now: Int64, maxAttempts: Int) throws -> RequeueReport {
+        let expired = try connection.with(
+            """
+            SELECT seq, id, attempts, worker, lease_expires_at, callback_url FROM jobs
+            WHERE state = 'running' AND lease_expires_at < ?
+            """, [now]
+        ) { statement in
+            var rows: [(seq: Int64, id: String, attempts: Int64, worker: String?, expiry: Int64, callback: String?)] = []
+            while try statement.step() {
+                rows.append((statement.int64(0), statement.text(1) ?? "", statement.int64(2), statement.text(3),
+                             statement.int64(4), statement.text(5)))
+            }
+            return rows
+        }
+        var report = RequeueReport()
+        for job in expired {
+            if job.attempts >= maxAttempts {
+                let expiry = Timestamp(millisecondsSince1970: job.expiry)
+                let message = "abandoned after \(job.attempts) attempts (limit \(maxAttempts)): each time the "
+                    + "worker's lease expired before it reported a result; the last worker was "
+                    + "\(job.worker ?? "unknown") and its lease ended at \(expiry)"
+                try connection.run(
+                    """
+                    UPDATE jobs SET state = 'finished', finished_at = ?, lease_expires_at = NULL, verdict = ?,
+                                    message = ?
+                    WHERE seq = ?
+                    """, [now, Verdict.internalError.rawValue, message, job.seq])
+                if let callback = job.callback {
+                    try enqueueWebhook(
+                        seq: job.seq, WebhookRequest(url: callback, payload: nil), on: connection, now: now)
+                }
+                report.abandoned.append(JobID(job.id))
+            } else {
+                try connection.run(
+                    """
+                    UPDATE jobs SET state = 'queued', worker = NULL, lease_expires_at = NULL, started_at = NULL
+                    WHERE seq = ?
+                    """, [job.seq])
+                report.requeued.append(JobID(job.id))
+            }
+        }
+        return report
+    }
+
+    /// Deletes old finished jobs in chunks of 500 per transaction (see `JobStore.purgeFinished`).
     public func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int {
         var total = 0
         while true {
@@ -362,6 +391,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Counts jobs per state from a reader connection.
     public func countsByState() throws(JobStoreError) -> StateCounts {
         try read { connection in
             try connection.with("SELECT state, count(*) FROM jobs GROUP BY state") { statement in
@@ -383,6 +413,7 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: Webhooks
 
+    /// Enqueues a delivery due now (see `JobStore.enqueueWebhook`).
     public func enqueueWebhook(jobID: JobID, _ webhook: WebhookRequest) throws(JobStoreError) -> Int64 {
         let now = now
         return try write { connection in
@@ -414,6 +445,7 @@ public final class SQLiteJobStore: JobStore {
             lastError: statement.text(7))
     }
 
+    /// Claims due deliveries (see `JobStore.claimDueWebhooks`).
     public func claimDueWebhooks(limit: Int, inFlightMilliseconds: Int64) throws(JobStoreError) -> [WebhookDelivery] {
         let now = now
         // Like job claims, losing this to power loss only means the delivery is sent again.
@@ -440,10 +472,12 @@ public final class SQLiteJobStore: JobStore {
         ) { statement in try statement.step() ? Self.webhook(from: statement) : nil }
     }
 
+    /// One delivery by id.
     public func webhook(id: Int64) throws(JobStoreError) -> WebhookDelivery? {
         try read { connection in try Self.webhook(id: id, on: connection) }
     }
 
+    /// Marks a delivery delivered; throws `.notFound` for an unknown id.
     public func markWebhookDelivered(id: Int64) throws(JobStoreError) {
         let now = now
         try write { connection in
@@ -454,6 +488,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Reschedules with the configured `webhookRetry` backoff or gives up (see `JobStore.recordWebhookFailure`).
     public func recordWebhookFailure(id: Int64, error: String) throws(JobStoreError) -> WebhookState {
         let now = now
         let policy = configuration.webhookRetry
@@ -474,6 +509,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Gives up on a delivery; throws `.notFound` for an unknown id.
     public func markWebhookFailed(id: Int64, error: String) throws(JobStoreError) {
         let now = now
         try write { connection in
@@ -486,6 +522,7 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: File cache
 
+    /// Stores a file and evicts least-recently-used ones in the same transaction (see `JobStore.putFile`).
     public func putFile(id: String, contents: Data) throws(JobStoreError) {
         guard !id.isEmpty, id.utf8.count <= 1024 else {
             throw JobStoreError(.invalidArgument, "file id must be 1…1024 bytes long")
@@ -515,6 +552,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// The file's metadata. Marking it used costs a (non-fsynced) write at most once per second per file.
     public func fileInfo(id: String) throws(JobStoreError) -> CachedFile? {
         let info = try read { connection in
             try connection.with("SELECT size, last_used_at FROM cached_files WHERE id = ?", [id]) { statement in
@@ -528,6 +566,7 @@ public final class SQLiteJobStore: JobStore {
         return try touch(info)
     }
 
+    /// The file's bytes, marking it used like `fileInfo(id:)`.
     public func fileContents(id: String) throws(JobStoreError) -> Data? {
         let row = try read { connection in
             try connection.with("SELECT contents, last_used_at FROM cached_files WHERE id = ?", [id]) { statement in
@@ -553,12 +592,14 @@ public final class SQLiteJobStore: JobStore {
         return touched
     }
 
+    /// Total bytes in the file cache.
     public func fileCacheSize() throws(JobStoreError) -> Int64 {
         try read { connection in try connection.scalar("SELECT total(size) FROM cached_files") ?? 0 }
     }
 
     // MARK: Storage
 
+    /// Page size, page count and free pages of the main database file.
     public func storageStats() throws(JobStoreError) -> StorageStats {
         try read { connection in
             StorageStats(
@@ -568,6 +609,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Runs `PRAGMA incremental_vacuum` (the file is created with `auto_vacuum=INCREMENTAL`).
     public func incrementalVacuum(maxPages: Int?) throws(JobStoreError) -> Int64 {
         try write { connection in
             let before = try connection.scalar("PRAGMA freelist_count") ?? 0
