@@ -35,48 +35,95 @@ struct BenchStore: ParsableCommand {
         let scratch = try ScratchDirectory(parent: directory)
         print("bench store: SQLite \(SQLiteJobStore.sqliteVersion), \(rounds) rounds, scratch \(scratch.path)"
             + " (\(scratch.fileSystemNote)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        let scenarios = try makeScenarios(in: scratch)
+        // Rounds are interleaved (round r of every scenario, then round r+1) so that a change in the
+        // load of this shared machine hits all scenarios alike and the ratios stay meaningful.
+        var samples = scenarios.map { $0.rows.map { _ in Samples() } }
+        for round in 1...rounds {
+            for (index, scenario) in scenarios.enumerated() {
+                let rates = try scenario.round()
+                for (row, rate) in rates.enumerated() { samples[index][row].append(rate) }
+            }
+            FileHandle.standardError.write(Data("round \(round)/\(rounds) done\n".utf8))
+        }
 
-        var table = TextTable(header: ["scenario", "unit", "median", "p90", "rounds", "vs fdatasync/s"])
-        let baseline = try measureFsyncRate(in: scratch)
-        table.add(row("baseline: write 4 KiB + fdatasync", "syncs/s", baseline, baseline: nil))
-
-        let fullInserts = try measureSingleInserts(in: scratch, synchronous: .full)
-        table.add(row("insert, 1 row/txn, synchronous=FULL", "rows/s", fullInserts, baseline: baseline))
-        let normalInserts = try measureSingleInserts(in: scratch, synchronous: .normal)
-        table.add(row("insert, 1 row/txn, synchronous=NORMAL", "rows/s", normalInserts, baseline: baseline))
-        let batches = try measureBatchInserts(in: scratch)
-        table.add(row("insert, batch of 100/txn, FULL", "rows/s", batches, baseline: baseline))
-        let cycles = try measureClaimComplete(in: scratch)
-        table.add(row("claim + complete (2 tests), FULL", "cycles/s", cycles, baseline: baseline))
-        let groupedInserts = try measureConcurrentInserts(in: scratch, threads: 8)
-        table.add(row("insert, 1 row/call, 8 threads, FULL", "rows/s", groupedInserts, baseline: baseline))
-        let groupedCycles = try measureConcurrentClaimComplete(in: scratch, threads: 4)
-        table.add(row("claim + complete, 4 runner threads, FULL", "cycles/s", groupedCycles, baseline: baseline))
-        let (gets, concurrentInserts) = try measureConcurrentReads(in: scratch)
-        table.add(row("get-by-id, 2 reader threads, writer busy", "gets/s", gets, baseline: nil))
-        table.add(row("  meanwhile: writer inserts, FULL", "rows/s", concurrentInserts, baseline: baseline))
+        let baseline = samples[0][0]
+        var table = TextTable(header: ["scenario", "unit", "median", "p90", "rounds", "median / fdatasync median"])
+        var medians: [String: Double] = [:]
+        for (index, scenario) in scenarios.enumerated() {
+            for (row, description) in scenario.rows.enumerated() {
+                let measured = samples[index][row]
+                let ratio = description.comparesToBaseline && index > 0
+                    ? String(format: "%.2f×", measured.median / max(baseline.median, 1)) : ""
+                table.add([description.name, description.unit, format(measured.median), format(measured.p90),
+                           "\(measured.count)", ratio])
+                medians[description.name] = measured.median
+            }
+        }
         print(table.render())
+        func median(_ name: String) -> Double { medians[name] ?? 0 }
+        print("targets: acknowledged submissions (FULL) ≥ 5,000/s: single caller \(verdict(median(Row.singleFull), 5_000)), "
+            + "8 callers \(verdict(median(Row.groupedInserts), 5_000)); get-by-id ≥ 30,000/s: "
+            + "\(verdict(median(Row.gets), 30_000)); claim+complete ≥ 5,000/s: single runner "
+            + "\(verdict(median(Row.cycles), 5_000)), 4 runners \(verdict(median(Row.groupedCycles), 5_000))")
+    }
 
-        print("targets: acknowledged submissions (FULL) ≥ 5,000/s: single caller \(verdict(fullInserts.median, 5_000)), "
-            + "8 callers \(verdict(groupedInserts.median, 5_000)); get-by-id ≥ 30,000/s: \(verdict(gets.median, 30_000)); "
-            + "claim+complete ≥ 5,000/s: single runner \(verdict(cycles.median, 5_000)), "
-            + "4 runners \(verdict(groupedCycles.median, 5_000))")
+    /// Row names, shared by the table and the target summary.
+    private enum Row {
+        static let baseline = "baseline: write 4 KiB + fdatasync"
+        static let singleFull = "insert, 1 row/txn, synchronous=FULL"
+        static let singleNormal = "insert, 1 row/txn, synchronous=NORMAL"
+        static let batch = "insert, batch of 100/txn, FULL"
+        static let cycles = "claim + complete (2 tests), FULL"
+        static let groupedInserts = "insert, 1 row/call, 8 threads, FULL"
+        static let groupedCycles = "claim + complete, 4 runner threads, FULL"
+        static let gets = "get-by-id, 2 reader threads, writer busy"
+        static let concurrentWrites = "  meanwhile: writer inserts, FULL"
+    }
+
+    /// One measured activity: `round()` runs one round and returns one rate per row.
+    private struct Scenario {
+        struct RowDescription {
+            var name: String
+            var unit: String
+            var comparesToBaseline: Bool
+        }
+        var rows: [RowDescription]
+        var round: () throws -> [Double]
+
+        init(_ name: String, _ unit: String, comparesToBaseline: Bool = true, round: @escaping () throws -> Double) {
+            rows = [RowDescription(name: name, unit: unit, comparesToBaseline: comparesToBaseline)]
+            self.round = { [try round()] }
+        }
+
+        init(rows: [RowDescription], round: @escaping () throws -> [Double]) {
+            self.rows = rows
+            self.round = round
+        }
+    }
+
+    private func makeScenarios(in scratch: ScratchDirectory) throws -> [Scenario] {
+        [
+            try fsyncScenario(in: scratch),
+            try singleInsertScenario(in: scratch, synchronous: .full, name: Row.singleFull),
+            try singleInsertScenario(in: scratch, synchronous: .normal, name: Row.singleNormal),
+            try batchInsertScenario(in: scratch),
+            try claimCompleteScenario(in: scratch),
+            try concurrentInsertScenario(in: scratch, threads: 8),
+            try concurrentClaimCompleteScenario(in: scratch, threads: 4),
+            try concurrentReadScenario(in: scratch),
+        ]
     }
 
     private func verdict(_ value: Double, _ target: Double) -> String {
         value >= target ? "met (\(Int(value)))" : "NOT met (\(Int(value)))"
     }
 
-    private func row(_ name: String, _ unit: String, _ samples: Samples, baseline: Samples?) -> [String] {
-        let ratio = baseline.map { String(format: "%.2f×", samples.median / max($0.median, 1)) } ?? ""
-        return [name, unit, format(samples.median), format(samples.p90), "\(samples.count)", ratio]
-    }
-
     private func format(_ rate: Double) -> String { String(Int(rate.rounded())) }
 
     // MARK: Scenarios
 
-    /// A realistic encoded request: a small program, stdin and a few options (≈600 bytes).
+    /// A realistic encoded request: a small program, stdin and a few options (≈800 bytes).
     private static let request = Data(
         (#"{"language":"python","files":[{"name":"main.py","content":"import sys\nfor line in sys.stdin:\n    print(sum(map(int, line.split())))\n"}],"stdin":"1 2 3\n4 5 6\n","limits":{"cpu_ms":2000,"wall_ms":5000,"memory_bytes":268435456,"output_bytes":65536},"tests":[{"stdin":"1 2\n","expected":"3\n"},{"stdin":"5 5\n","expected":"10\n"}],"metadata":{"course":"cs101","assignment":"a1"}}"#
             + String(repeating: " ", count: 200)).utf8)
@@ -94,121 +141,125 @@ struct BenchStore: ParsableCommand {
         return try SQLiteJobStore(configuration: configuration)
     }
 
-    /// Rate of one operation repeated `count` times, per round.
-    private func rounds(_ count: Int, _ operation: () throws -> Void) rethrows -> Samples {
-        var samples = Samples()
-        for _ in 0..<rounds {
-            let start = monotonicNanoseconds()
-            try operation()
-            samples.append(Double(count) / (Double(monotonicNanoseconds() - start) / 1e9))
-        }
-        return samples
+    /// Operations per second of `body`, which performs `count` operations.
+    private static func rate(_ count: Int, _ body: () throws -> Void) rethrows -> Double {
+        let start = monotonicNanoseconds()
+        try body()
+        return Double(count) / (Double(monotonicNanoseconds() - start) / 1e9)
     }
 
-    private func measureFsyncRate(in scratch: ScratchDirectory) throws -> Samples {
+    private func fsyncScenario(in scratch: ScratchDirectory) throws -> Scenario {
         let path = scratch.file("fsync.bin")
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw ValidationError("cannot create \(path): errno \(errno)") }
-        defer { close(descriptor) }
         let block = [UInt8](repeating: 0x55, count: 4_096)
-        return try rounds(operations) {
-            for index in 0..<operations {
-                // Overwrite in place, like a WAL that is reset after checkpoints.
-                guard pwrite(descriptor, block, block.count, off_t((index % 64) * 4_096)) == block.count,
-                      fdatasync(descriptor) == 0
-                else { throw ValidationError("write/fdatasync failed in \(path): errno \(errno)") }
+        let count = operations
+        // The descriptor stays open for the whole run; the process exits right after.
+        return Scenario(Row.baseline, "syncs/s", comparesToBaseline: false) {
+            try Self.rate(count) {
+                for index in 0..<count {
+                    // Overwrite in place, like a WAL that is reused after checkpoints.
+                    guard pwrite(descriptor, block, block.count, off_t((index % 64) * 4_096)) == block.count,
+                          fdatasync(descriptor) == 0
+                    else { throw ValidationError("write/fdatasync failed in \(path): errno \(errno)") }
+                }
             }
         }
     }
 
-    private func measureSingleInserts(in scratch: ScratchDirectory, synchronous: Synchronous) throws -> Samples {
+    private func singleInsertScenario(in scratch: ScratchDirectory, synchronous: Synchronous, name: String) throws -> Scenario {
         let store = try openStore(scratch, "single-\(synchronous).sqlite", synchronous: synchronous)
-        return try rounds(operations) {
-            for _ in 0..<operations { _ = try store.insert(NewJob(language: "python", request: Self.request)) }
+        let count = operations
+        return Scenario(name, "rows/s") {
+            try Self.rate(count) {
+                for _ in 0..<count { _ = try store.insert(NewJob(language: "python", request: Self.request)) }
+            }
         }
     }
 
-    private func measureBatchInserts(in scratch: ScratchDirectory) throws -> Samples {
+    private func batchInsertScenario(in scratch: ScratchDirectory) throws -> Scenario {
         let store = try openStore(scratch, "batch.sqlite")
         let batch = Array(repeating: NewJob(language: "python", request: Self.request), count: 100)
         let batches = max(operations / 20, 10)
-        return try rounds(batches * 100) {
-            for _ in 0..<batches { _ = try store.insert(batch: batch) }
+        return Scenario(Row.batch, "rows/s") {
+            try Self.rate(batches * 100) {
+                for _ in 0..<batches { _ = try store.insert(batch: batch) }
+            }
         }
     }
 
-    private func measureClaimComplete(in scratch: ScratchDirectory) throws -> Samples {
-        let store = try openStore(scratch, "claim.sqlite")
-        var samples = Samples()
-        for _ in 0..<rounds {
-            // Fill the queue outside the timed part.
-            for _ in 0..<(operations / 100) {
-                _ = try store.insert(batch: Array(repeating: NewJob(language: "python", request: Self.request), count: 100))
-            }
-            let start = monotonicNanoseconds()
-            var cycles = 0
-            while let job = try store.claimNext(worker: "bench", leaseMilliseconds: 60_000) {
-                try store.complete(id: job.id, worker: "bench", result: Self.result, webhook: nil)
-                cycles += 1
-            }
-            samples.append(Double(cycles) / (Double(monotonicNanoseconds() - start) / 1e9))
+    /// Fills the queue with `count` jobs (not timed).
+    private static func fill(_ store: SQLiteJobStore, _ count: Int) throws {
+        for _ in 0..<(count / 100) {
+            _ = try store.insert(batch: Array(repeating: NewJob(language: "python", request: request), count: 100))
         }
-        return samples
+    }
+
+    private func claimCompleteScenario(in scratch: ScratchDirectory) throws -> Scenario {
+        let store = try openStore(scratch, "claim.sqlite")
+        let count = operations
+        return Scenario(Row.cycles, "cycles/s") {
+            try Self.fill(store, count)
+            return try Self.rate(count) {
+                while let job = try store.claimNext(worker: "bench", leaseMilliseconds: 60_000) {
+                    try store.complete(id: job.id, worker: "bench", result: Self.result, webhook: nil)
+                }
+            }
+        }
     }
 
     /// `threads` callers insert one job per call at once, as HTTP threads do; their writes share
     /// commits (group commit), so each fsync acknowledges several submissions.
-    private func measureConcurrentInserts(in scratch: ScratchDirectory, threads: Int) throws -> Samples {
+    private func concurrentInsertScenario(in scratch: ScratchDirectory, threads: Int) throws -> Scenario {
         let store = try openStore(scratch, "grouped-inserts.sqlite")
         let perThread = operations / threads
-        return try rounds(perThread * threads) {
+        return Scenario(Row.groupedInserts, "rows/s") {
             let failure = Mutex<String?>(nil)
-            let workers = (0..<threads).map { _ in
-                Self.spawn {
-                    do {
-                        for _ in 0..<perThread { _ = try store.insert(NewJob(language: "python", request: Self.request)) }
-                    } catch {
-                        failure.withLock { $0 = "\(error)" }
+            let rate = Self.rate(perThread * threads) {
+                let workers = (0..<threads).map { _ in
+                    Self.spawn {
+                        do {
+                            for _ in 0..<perThread { _ = try store.insert(NewJob(language: "python", request: Self.request)) }
+                        } catch {
+                            failure.withLock { $0 = "\(error)" }
+                        }
                     }
                 }
+                for worker in workers { worker.wait() }
             }
-            for worker in workers { worker.wait() }
             if let message = failure.withLock({ $0 }) { throw ValidationError("concurrent inserts failed: \(message)") }
+            return rate
         }
     }
 
     /// `threads` runners claim and complete until the queue is empty.
-    private func measureConcurrentClaimComplete(in scratch: ScratchDirectory, threads: Int) throws -> Samples {
+    private func concurrentClaimCompleteScenario(in scratch: ScratchDirectory, threads: Int) throws -> Scenario {
         let store = try openStore(scratch, "grouped-claims.sqlite")
-        var samples = Samples()
-        for _ in 0..<rounds {
-            for _ in 0..<(operations / 100) {
-                _ = try store.insert(batch: Array(repeating: NewJob(language: "python", request: Self.request), count: 100))
-            }
-            let cycles = Atomic<Int>(0)
+        let count = operations
+        return Scenario(Row.groupedCycles, "cycles/s") {
+            try Self.fill(store, count)
             let failure = Mutex<String?>(nil)
-            let start = monotonicNanoseconds()
-            let workers = (0..<threads).map { index in
-                Self.spawn {
-                    do {
-                        while let job = try store.claimNext(worker: "bench-\(index)", leaseMilliseconds: 60_000) {
-                            try store.complete(id: job.id, worker: "bench-\(index)", result: Self.result, webhook: nil)
-                            cycles.add(1, ordering: .relaxed)
+            let rate = Self.rate(count) {
+                let workers = (0..<threads).map { index in
+                    Self.spawn {
+                        do {
+                            while let job = try store.claimNext(worker: "bench-\(index)", leaseMilliseconds: 60_000) {
+                                try store.complete(id: job.id, worker: "bench-\(index)", result: Self.result, webhook: nil)
+                            }
+                        } catch {
+                            failure.withLock { $0 = "\(error)" }
                         }
-                    } catch {
-                        failure.withLock { $0 = "\(error)" }
                     }
                 }
+                for worker in workers { worker.wait() }
             }
-            for worker in workers { worker.wait() }
             if let message = failure.withLock({ $0 }) { throw ValidationError("concurrent cycles failed: \(message)") }
-            samples.append(Double(cycles.load(ordering: .relaxed)) / (Double(monotonicNanoseconds() - start) / 1e9))
+            return rate
         }
-        return samples
     }
 
     /// Two threads read random jobs by id while a third inserts with FULL durability.
-    private func measureConcurrentReads(in scratch: ScratchDirectory) throws -> (gets: Samples, inserts: Samples) {
+    private func concurrentReadScenario(in scratch: ScratchDirectory) throws -> Scenario {
         let store = try openStore(scratch, "concurrent.sqlite")
         var ids: [JobID] = []
         for _ in 0..<50 {
@@ -220,9 +271,11 @@ struct BenchStore: ParsableCommand {
             try store.complete(id: job.id, worker: "bench", result: Self.result, webhook: nil)
         }
         let knownIDs = ids
-        var gets = Samples()
-        var inserts = Samples()
-        for _ in 0..<rounds {
+        let seconds = seconds
+        return Scenario(rows: [
+            .init(name: Row.gets, unit: "gets/s", comparesToBaseline: false),
+            .init(name: Row.concurrentWrites, unit: "rows/s", comparesToBaseline: true),
+        ]) {
             let counters = ConcurrentCounters()
             let threads = [
                 Self.spawn { counters.runReader(store: store, ids: knownIDs, seed: 1) },
@@ -238,10 +291,8 @@ struct BenchStore: ParsableCommand {
             counters.stop()
             for thread in threads { thread.wait() }
             if let failure = counters.failure { throw ValidationError("concurrent scenario failed: \(failure)") }
-            gets.append(Double(endReads - startReads) / elapsed)
-            inserts.append(Double(endWrites - startWrites) / elapsed)
+            return [Double(endReads - startReads) / elapsed, Double(endWrites - startWrites) / elapsed]
         }
-        return (gets, inserts)
     }
 
     private static func spawn(_ body: @escaping @Sendable () -> Void) -> FinishedSignal {
