@@ -37,6 +37,13 @@ public protocol JobStore: Sendable {
     /// Throws `.leaseLost` when the worker no longer owns the job (cancelled, requeued, reclaimed).
     func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError)
 
+    /// `complete` followed by `claimNext` for the same worker, in one write: a runner that goes
+    /// straight on to its next job waits for one commit instead of two. If the completion fails
+    /// nothing is claimed.
+    func completeAndClaimNext(
+        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
+    ) throws(JobStoreError) -> JobRecord?
+
     /// Cancels a queued or running job (enqueueing `webhook` with it); returns the state after the
     /// call, which is the unchanged final state when the job had already finished or was cancelled.
     func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState

@@ -67,4 +67,29 @@ import Testing
             #expect(record.result?.tests.first?.stdout == Data(verdict.utf8))
         }
     }
+
+    @Test func completeAndClaimNextHandsOverInOneStep() throws {
+        let fixture = try Fixture()
+        let ids = try fixture.store.insert(batch: (0..<3).map { job("\($0)") }).map(\.id)
+        var current = try #require(try fixture.store.claimNext(worker: "w", leaseMilliseconds: 1_000))
+        var done: [JobID] = []
+        while true {
+            done.append(current.id)
+            guard let next = try fixture.store.completeAndClaimNext(
+                id: current.id, worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, leaseMilliseconds: 1_000)
+            else { break }
+            #expect(next.state == .running && next.worker == "w")
+            current = next
+        }
+        #expect(done == ids)
+        #expect(try fixture.store.countsByState() == StateCounts(finished: 3))
+        // A failed completion claims nothing.
+        let queued = try fixture.store.insert(job("left alone")).id
+        let error = #expect(throws: JobStoreError.self) {
+            try fixture.store.completeAndClaimNext(
+                id: ids[0], worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, leaseMilliseconds: 1_000)
+        }
+        #expect(error?.code == .leaseLost)
+        #expect(try fixture.store.job(id: queued)?.state == .queued)
+    }
 }

@@ -230,15 +230,19 @@ public final class SQLiteJobStore: JobStore {
         // Losing a claim to power loss is harmless: the worker died with the machine and the job
         // is simply claimed again, so claims skip the fsync (see `Configuration.synchronous`).
         return try write(durable: false) { connection in
-            try connection.with(
-                """
-                UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, worker = ?,
-                                lease_expires_at = ?
-                WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT 1)
-                RETURNING \(Self.jobColumns)
-                """, [now, worker, now + leaseMilliseconds]
-            ) { statement in try statement.step() ? Self.jobRecord(from: statement).1 : nil }
+            try Self.claimNext(on: connection, worker: worker, now: now, leaseMilliseconds: leaseMilliseconds)
         }
+    }
+
+    private static func claimNext(on connection: Connection, worker: String, now: Int64, leaseMilliseconds: Int64) throws -> JobRecord? {
+        try connection.with(
+            """
+            UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, worker = ?,
+                            lease_expires_at = ?
+            WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT 1)
+            RETURNING \(jobColumns)
+            """, [now, worker, now + leaseMilliseconds]
+        ) { statement in try statement.step() ? jobRecord(from: statement).1 : nil }
     }
 
     /// Extends a lease; committed without fsync, like claims (see `JobStore.renewLease`).
@@ -257,31 +261,48 @@ public final class SQLiteJobStore: JobStore {
     public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) {
         let now = now
         try write { connection in
-            let seq = try connection.with(
-                """
-                UPDATE jobs SET state = 'finished', finished_at = ?, lease_expires_at = NULL, verdict = ?,
-                                message = ?, compile_output = ?, compile_output_truncated = ?, score = ?,
-                                result_extra = ?
-                WHERE id = ? AND state = 'running' AND worker = ?
-                RETURNING seq
-                """,
-                [now, result.verdict.rawValue, result.message, result.compileOutput, result.compileOutputTruncated,
-                 result.score, result.extra, id.rawValue, worker]
-            ) { statement in try statement.step() ? statement.int64(0) : nil }
-            guard let seq else { throw try Self.leaseLost(id: id, worker: worker, on: connection) }
-            for (index, test) in result.tests.enumerated() {
-                try connection.run(
-                    """
-                    INSERT INTO job_tests (job_seq, test_index, verdict, stdout, stderr, exit_code, signal, cpu_ms,
-                                           wall_ms, memory_bytes, stdout_truncated, stderr_truncated, message, extra)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [seq, index, test.verdict.rawValue, test.stdout, test.stderr, test.exitCode, test.signal,
-                     test.cpuMilliseconds, test.wallMilliseconds, test.memoryBytes, test.stdoutTruncated,
-                     test.stderrTruncated, test.message, test.extra])
-            }
-            if let webhook { try Self.enqueueWebhook(seq: seq, webhook, on: connection, now: now) }
+            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
         }
+    }
+
+    /// Completes a job and claims the next one in one durable write (see `JobStore.completeAndClaimNext`).
+    public func completeAndClaimNext(
+        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
+    ) throws(JobStoreError) -> JobRecord? {
+        let now = now
+        return try write { connection in
+            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
+            return try Self.claimNext(on: connection, worker: worker, now: now, leaseMilliseconds: leaseMilliseconds)
+        }
+    }
+
+    private static func complete(
+        on connection: Connection, id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, now: Int64
+    ) throws {
+        let seq = try connection.with(
+            """
+            UPDATE jobs SET state = 'finished', finished_at = ?, lease_expires_at = NULL, verdict = ?,
+                            message = ?, compile_output = ?, compile_output_truncated = ?, score = ?,
+                            result_extra = ?
+            WHERE id = ? AND state = 'running' AND worker = ?
+            RETURNING seq
+            """,
+            [now, result.verdict.rawValue, result.message, result.compileOutput, result.compileOutputTruncated,
+             result.score, result.extra, id.rawValue, worker]
+        ) { statement in try statement.step() ? statement.int64(0) : nil }
+        guard let seq else { throw try leaseLost(id: id, worker: worker, on: connection) }
+        for (index, test) in result.tests.enumerated() {
+            try connection.run(
+                """
+                INSERT INTO job_tests (job_seq, test_index, verdict, stdout, stderr, exit_code, signal, cpu_ms,
+                                       wall_ms, memory_bytes, stdout_truncated, stderr_truncated, message, extra)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [seq, index, test.verdict.rawValue, test.stdout, test.stderr, test.exitCode, test.signal,
+                 test.cpuMilliseconds, test.wallMilliseconds, test.memoryBytes, test.stdoutTruncated,
+                 test.stderrTruncated, test.message, test.extra])
+        }
+        if let webhook { try enqueueWebhook(seq: seq, webhook, on: connection, now: now) }
     }
 
     /// Explains why a worker no longer owns a job.

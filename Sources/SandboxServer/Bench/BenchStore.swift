@@ -65,7 +65,8 @@ struct BenchStore: ParsableCommand {
         print("targets: acknowledged submissions (FULL) ≥ 5,000/s: single caller \(verdict(median(Row.singleFull), 5_000)), "
             + "8 callers \(verdict(median(Row.groupedInserts), 5_000)); get-by-id ≥ 30,000/s: "
             + "\(verdict(median(Row.gets), 30_000)); claim+complete ≥ 5,000/s: single runner "
-            + "\(verdict(median(Row.cycles), 5_000)), 4 runners \(verdict(median(Row.groupedCycles), 5_000))")
+            + "\(verdict(median(Row.cycles), 5_000)), 4 runners \(verdict(median(Row.groupedCycles), 5_000)), "
+            + "4 runners with completeAndClaimNext \(verdict(median(Row.handoverCycles), 5_000))")
     }
 
     /// Row names, shared by the table and the target summary.
@@ -77,6 +78,7 @@ struct BenchStore: ParsableCommand {
         static let cycles = "claim + complete (2 tests), FULL"
         static let groupedInserts = "insert, 1 row/call, 8 threads, FULL"
         static let groupedCycles = "claim + complete, 4 runner threads, FULL"
+        static let handoverCycles = "completeAndClaimNext, 4 runner threads, FULL"
         static let gets = "get-by-id, 2 reader threads, writer busy"
         static let concurrentWrites = "  meanwhile: writer inserts, FULL"
     }
@@ -110,7 +112,8 @@ struct BenchStore: ParsableCommand {
             try batchInsertScenario(in: scratch),
             try claimCompleteScenario(in: scratch),
             try concurrentInsertScenario(in: scratch, threads: 8),
-            try concurrentClaimCompleteScenario(in: scratch, threads: 4),
+            try concurrentClaimCompleteScenario(in: scratch, threads: 4, handover: false),
+            try concurrentClaimCompleteScenario(in: scratch, threads: 4, handover: true),
             try concurrentReadScenario(in: scratch),
         ]
     }
@@ -232,19 +235,29 @@ struct BenchStore: ParsableCommand {
         }
     }
 
-    /// `threads` runners claim and complete until the queue is empty.
-    private func concurrentClaimCompleteScenario(in scratch: ScratchDirectory, threads: Int) throws -> Scenario {
-        let store = try openStore(scratch, "grouped-claims.sqlite")
+    /// `threads` runners claim and complete until the queue is empty; with `handover` each runner
+    /// completes its job and claims the next in one call (`completeAndClaimNext`).
+    private func concurrentClaimCompleteScenario(in scratch: ScratchDirectory, threads: Int, handover: Bool) throws -> Scenario {
+        let store = try openStore(scratch, handover ? "handover.sqlite" : "grouped-claims.sqlite")
         let count = operations
-        return Scenario(Row.groupedCycles, "cycles/s") {
+        return Scenario(handover ? Row.handoverCycles : Row.groupedCycles, "cycles/s") {
             try Self.fill(store, count)
             let failure = Mutex<String?>(nil)
             let rate = Self.rate(count) {
                 let workers = (0..<threads).map { index in
                     Self.spawn {
+                        let worker = "bench-\(index)"
                         do {
-                            while let job = try store.claimNext(worker: "bench-\(index)", leaseMilliseconds: 60_000) {
-                                try store.complete(id: job.id, worker: "bench-\(index)", result: Self.result, webhook: nil)
+                            var job = try store.claimNext(worker: worker, leaseMilliseconds: 60_000)
+                            while let current = job {
+                                if handover {
+                                    job = try store.completeAndClaimNext(
+                                        id: current.id, worker: worker, result: Self.result, webhook: nil,
+                                        leaseMilliseconds: 60_000)
+                                } else {
+                                    try store.complete(id: current.id, worker: worker, result: Self.result, webhook: nil)
+                                    job = try store.claimNext(worker: worker, leaseMilliseconds: 60_000)
+                                }
                             }
                         } catch {
                             failure.withLock { $0 = "\(error)" }
