@@ -239,7 +239,10 @@ public final class SQLiteJobStore: JobStore {
             """
             UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, worker = ?,
                             lease_expires_at = ?
-            WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq LIMIT 1)
+            -- Without ANALYZE statistics the planner prefers (state, created_at) and sorts every
+            -- queued job per claim; the partial queue index yields the next job directly.
+            WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'
+                         ORDER BY priority DESC, seq LIMIT 1)
             RETURNING \(jobColumns)
             """, [now, worker, now + leaseMilliseconds]
         ) { statement in try statement.step() ? jobRecord(from: statement).1 : nil }
@@ -354,7 +357,7 @@ public final class SQLiteJobStore: JobStore {
     private static func requeueExpiredLeases(on connection: Connection, now: Int64, maxAttempts: Int) throws -> RequeueReport {
         let expired = try connection.with(
             """
-            SELECT seq, id, attempts, worker, lease_expires_at, callback_url FROM jobs
+            SELECT seq, id, attempts, worker, lease_expires_at, callback_url FROM jobs INDEXED BY jobs_lease
             WHERE state = 'running' AND lease_expires_at < ?
             """, [now]
         ) { statement in
@@ -403,7 +406,7 @@ public final class SQLiteJobStore: JobStore {
                 try connection.run(
                     """
                     DELETE FROM jobs WHERE seq IN (
-                        SELECT seq FROM jobs
+                        SELECT seq FROM jobs INDEXED BY jobs_finished
                         WHERE state IN ('finished', 'cancelled') AND finished_at < ? LIMIT ?)
                     """, [cutoff.millisecondsSince1970, Self.purgeChunk])
             }

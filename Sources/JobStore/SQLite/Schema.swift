@@ -79,7 +79,7 @@ enum Schema {
             created_at INTEGER NOT NULL,
             last_used_at INTEGER NOT NULL
         );
-        CREATE INDEX cached_files_lru ON cached_files (last_used_at);
+        CREATE INDEX cached_files_lru ON cached_files (last_used_at, id);
         """
     ]
 
