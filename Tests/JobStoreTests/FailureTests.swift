@@ -204,11 +204,12 @@ let isRoot = geteuid() == 0
         let path = directory.file("jobs.sqlite")
         var inserted: [JobID] = []
         var completed: [JobID: UInt8] = [:]
-        // Several kills at different points, each run reopening what the previous one left.
-        for target in [40, 250, 700] {
+        // Several kills at different points, each run reopening what the previous one left; the
+        // multi-threaded runs kill the writer while several callers share group commits.
+        for (target, threads) in [(40, 1), (250, 4), (700, 1), (900, 4)] {
             let process = Process()
             process.executableURL = try crashWriter
-            process.arguments = [path]
+            process.arguments = [path, String(threads)]
             let output = Pipe()
             process.standardOutput = output
             try process.run()
