@@ -13,10 +13,12 @@ final class Connection {
     /// The `synchronous` level currently set, so switching tiers costs nothing when unchanged.
     private var currentSynchronous: Synchronous?
 
-    init(path: String, readOnly: Bool) throws {
+    /// Opens `path`. The writer may create the file; readers open an existing one read-write (WAL
+    /// readers need the shared-memory index) and are then made `query_only` by the caller.
+    init(path: String, isReader: Bool) throws {
         self.path = path
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | (readOnly ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | (isReader ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -29,7 +31,7 @@ final class Connection {
         sqlite3_extended_result_codes(db, 1)
         // SQLite silently falls back to read-only when the file cannot be opened for writing;
         // a store that cannot persist acknowledged jobs must refuse to start instead.
-        if !readOnly && sqlite3_db_readonly(db, "main") == 1 {
+        if !isReader && sqlite3_db_readonly(db, "main") == 1 {
             sqlite3_close_v2(db)
             throw JobStoreError(
                 .unwritable, "the database file cannot be opened for writing (permissions, "

@@ -54,7 +54,7 @@ public final class SQLiteJobStore: JobStore {
     public init(configuration: Configuration) throws(JobStoreError) {
         self.configuration = configuration
         let pool = try wrap {
-            let writer = try Connection(path: configuration.path, readOnly: false)
+            let writer = try Connection(path: configuration.path, isReader: false)
             try writer.execute("PRAGMA busy_timeout=\(configuration.busyTimeoutMilliseconds)")
             // Readers that always hold a snapshot can keep checkpoints from resetting the WAL; cap
             // what stays on disk afterwards so the WAL cannot keep the size it reached in a burst.
@@ -66,7 +66,7 @@ public final class SQLiteJobStore: JobStore {
             }
             var readers: [ConnectionSlot] = []
             for _ in 0..<max(configuration.readerCount, 1) {
-                let reader = try Connection(path: configuration.path, readOnly: true)
+                let reader = try Connection(path: configuration.path, isReader: true)
                 try reader.execute("PRAGMA busy_timeout=\(configuration.busyTimeoutMilliseconds)")
                 try reader.execute("PRAGMA query_only=1")
                 readers.append(ConnectionSlot(reader))
