@@ -83,6 +83,8 @@ struct RawSQLiteError: Error { let message: String }
         #expect(try fixture.store.purgeFinished(before: fixture.clock.now) == 20)
         let purged = try fixture.store.storageStats()
         #expect(purged.freePages > 900)
+        #expect(try fixture.store.incrementalVacuum(maxPages: 0) == 0)
+        #expect(try fixture.store.storageStats().freePages == purged.freePages)
         let freed = try fixture.store.incrementalVacuum(maxPages: 100)
         #expect(freed == 100)
         #expect(try fixture.store.storageStats().freePages == purged.freePages - 100)

@@ -16,6 +16,7 @@ import Testing
     @Test func completionEnqueuesADueDelivery() throws {
         let fixture = try Fixture()
         let id = try completedJob(fixture)
+        #expect(try fixture.store.claimDueWebhooks(limit: -1, inFlightMilliseconds: 30_000) == [])
         let due = try fixture.store.claimDueWebhooks(limit: 10, inFlightMilliseconds: 30_000)
         #expect(due.count == 1)
         let delivery = try #require(due.first)

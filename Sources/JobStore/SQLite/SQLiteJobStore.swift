@@ -471,6 +471,8 @@ public final class SQLiteJobStore: JobStore {
 
     /// Claims due deliveries (see `JobStore.claimDueWebhooks`).
     public func claimDueWebhooks(limit: Int, inFlightMilliseconds: Int64) throws(JobStoreError) -> [WebhookDelivery] {
+        // SQLite reads a negative LIMIT as "no limit".
+        guard limit > 0 else { return [] }
         let now = now
         // Like job claims, losing this to power loss only means the delivery is sent again.
         return try write(durable: false) { connection in
@@ -635,10 +637,12 @@ public final class SQLiteJobStore: JobStore {
 
     /// Runs `PRAGMA incremental_vacuum` (the file is created with `auto_vacuum=INCREMENTAL`).
     public func incrementalVacuum(maxPages: Int?) throws(JobStoreError) -> Int64 {
-        try write { connection in
+        // The pragma reads 0 (or less) as "all pages"; an explicit 0 must mean none.
+        if let maxPages, maxPages <= 0 { return 0 }
+        return try write { connection in
             let before = try connection.scalar("PRAGMA freelist_count") ?? 0
             // The pragma frees one page per step; it must be stepped until done.
-            try connection.run("PRAGMA incremental_vacuum(\(max(maxPages ?? 0, 0)))")
+            try connection.run("PRAGMA incremental_vacuum(\(maxPages ?? 0))")
             let after = try connection.scalar("PRAGMA freelist_count") ?? 0
             return before - after
         }
