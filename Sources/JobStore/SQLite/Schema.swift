@@ -88,7 +88,9 @@ enum Schema {
 
     /// Validates the file, configures WAL and brings the schema up to date. Nothing is written
     /// until the file has been recognised as a fresh database or an older-or-equal JobStore one.
-    static func prepare(_ connection: Connection, verifyIntegrity: Bool) throws {
+    /// `migrations` is replaceable so tests can exercise an upgrade to a future version.
+    static func prepare(_ connection: Connection, verifyIntegrity: Bool, migrations: [String] = migrations) throws {
+        let currentVersion = Int64(migrations.count)
         let version: Int64
         let owner: Int64
         let objectCount: Int64
