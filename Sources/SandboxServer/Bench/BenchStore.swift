@@ -33,8 +33,16 @@ struct BenchStore: ParsableCommand {
 
     func run() throws {
         let scratch = try ScratchDirectory(parent: directory)
+        // Explicit, not in a deinit: an object's lifetime may end at its last use, which would
+        // delete the databases while the rounds still run on them.
+        defer { scratch.remove() }
         print("bench store: SQLite \(SQLiteJobStore.sqliteVersion), \(rounds) rounds, scratch \(scratch.path)"
             + " (\(scratch.fileSystemNote)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        // The stores live inside this call, so they are closed before the directory is removed.
+        try measureAndReport(in: scratch)
+    }
+
+    private func measureAndReport(in scratch: ScratchDirectory) throws {
         let scenarios = try makeScenarios(in: scratch)
         // Rounds are interleaved (round r of every scenario, then round r+1) so that a change in the
         // load of this shared machine hits all scenarios alike and the ratios stay meaningful.
@@ -384,8 +392,8 @@ private struct SplitMix: RandomNumberGenerator {
     }
 }
 
-/// A fresh directory for the benchmark databases, removed afterwards.
-private final class ScratchDirectory {
+/// A fresh directory for the benchmark databases; `remove()` deletes it.
+private struct ScratchDirectory {
     let path: String
 
     init(parent: String) throws {
@@ -423,5 +431,5 @@ private final class ScratchDirectory {
         return best.type == "tmpfs" ? note + " — WARNING: tmpfs, fsync is free" : note
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
