@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 SYSTEM_PACKAGES := build-essential pkg-config libsqlite3-dev libseccomp-dev libcurl4-openssl-dev \
 	python3 python3-venv gcc g++ default-jdk-headless nodejs bash coreutils
 # Extra tools the test suite and benchmarks use.
-TEST_PACKAGES := bubblewrap nginx-light wrk qemu-system-x86 linux-image-amd64 busybox-static \
+TEST_PACKAGES := bubblewrap nginx-light wrk qemu-system-x86 linux-image-amd64 busybox-static python3-yaml \
 	systemd iproute2 curl
 # Optional languages (enabled when their toolchain is installed).
 EXTRA_LANGUAGES := php-cli fp-compiler
