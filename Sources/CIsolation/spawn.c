@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,7 +164,7 @@ static int cis_program_main(void *context) {
     cis_child_fail(args->error_fd, CIS_STEP_EXEC, errno, -1);
 }
 
-__attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan, int error_fd, int status_fd) {
+__attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan, int error_fd, int status_fd, int sync_fd) {
     // 1. Signals: the Swift runtime's crash handlers and the server's SIG_IGNs must not reach
     //    the program. sigaction and sigprocmask are async-signal-safe.
     struct sigaction default_action;
@@ -179,6 +180,21 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
 
     // 2. If the spawning thread dies, so does the sandbox.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) cis_child_fail(error_fd, CIS_STEP_PDEATHSIG, errno, -1);
+
+    // User-namespace mode: wait until the parent has written our uid/gid maps, then become the
+    // namespace's root (an unmapped euid could create no file: EOVERFLOW).
+    int in_user_namespace = sync_fd >= 0;
+    if (in_user_namespace) {
+        char go = 0;
+        ssize_t n;
+        do {
+            n = read(sync_fd, &go, 1);
+        } while (n < 0 && errno == EINTR);
+        close(sync_fd);
+        if (n != 1 || go != 'G') cis_child_fail(error_fd, CIS_STEP_USER_NAMESPACE, n < 0 ? errno : EPIPE, 0);
+        if (cis_raw_setresgid(0) != 0) cis_child_fail(error_fd, CIS_STEP_USER_NAMESPACE, errno, 1);
+        if (cis_raw_setresuid(0) != 0) cis_child_fail(error_fd, CIS_STEP_USER_NAMESPACE, errno, 2);
+    }
 
     // The network namespace to use, when not the spawning thread's.
     if (plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0) cis_child_fail(error_fd, CIS_STEP_LOOPBACK, errno, 0);
@@ -230,7 +246,8 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
             cis_child_fail(error_fd, CIS_STEP_CAPABILITIES, errno, cap);
     }
-    if (cis_raw_setgroups_none() != 0) cis_child_fail(error_fd, CIS_STEP_SETGROUPS, errno, -1);
+    // In a user namespace setgroups is denied (and the spawner thread already has none).
+    if (!in_user_namespace && cis_raw_setgroups_none() != 0) cis_child_fail(error_fd, CIS_STEP_SETGROUPS, errno, -1);
     if (cis_raw_setresgid(plan->gid) != 0) cis_child_fail(error_fd, CIS_STEP_SETGID, errno, -1);
     if (cis_raw_setresuid(plan->uid) != 0) cis_child_fail(error_fd, CIS_STEP_SETUID, errno, -1);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cis_child_fail(error_fd, CIS_STEP_NO_NEW_PRIVS, errno, -1);
@@ -326,6 +343,27 @@ struct cis_clone_args {
 };
 
 
+/// Writes /proc/PID/{setgroups,uid_map,gid_map} for a child in a new user namespace.
+static int cis_write_id_map_file(pid_t pid, const char *name, const char *text) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    size_t length = strlen(text);
+    ssize_t written = write(fd, text, length);
+    int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : EIO);
+    close(fd);
+    return error;
+}
+
+static int cis_write_id_maps(pid_t pid, const char *uid_map, const char *gid_map) {
+    if (uid_map == NULL || gid_map == NULL) return EINVAL;
+    int error = cis_write_id_map_file(pid, "setgroups", "deny");
+    if (error == 0) error = cis_write_id_map_file(pid, "uid_map", uid_map);
+    if (error == 0) error = cis_write_id_map_file(pid, "gid_map", gid_map);
+    return error;
+}
+
 int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     memset(result, 0, sizeof *result);
     if (plan->root == NULL || plan->work_dir == NULL || plan->path == NULL || plan->argv == NULL || plan->envp == NULL) {
@@ -351,6 +389,19 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         close(error_pipe[0]);
         close(error_pipe[1]);
         result->error = (cis_child_error){CIS_STEP_CLONE, saved, 1};
+        return -1;
+    }
+
+    // User-namespace mode: a pipe on which the child waits for its uid/gid maps.
+    int sync_pipe[2] = {-1, -1};
+    int user_namespace = (plan->namespaces & CLONE_NEWUSER) != 0;
+    if (user_namespace && pipe2(sync_pipe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        close(status_pipe[0]);
+        close(status_pipe[1]);
+        result->error = (cis_child_error){CIS_STEP_CLONE, saved, 2};
         return -1;
     }
 
@@ -382,7 +433,8 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     if (pid == 0) {
         close(error_pipe[0]);
         close(status_pipe[0]);
-        cis_child_main(plan, error_pipe[1], status_pipe[1]);
+        if (sync_pipe[1] >= 0) close(sync_pipe[1]);
+        cis_child_main(plan, error_pipe[1], status_pipe[1], sync_pipe[0]);
     }
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
@@ -392,10 +444,22 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     if (pid < 0) {
         close(error_pipe[0]);
         close(status_pipe[0]);
+        if (user_namespace) {
+            close(sync_pipe[0]);
+            close(sync_pipe[1]);
+        }
         result->error = (cis_child_error){CIS_STEP_CLONE, clone_errno, -1};
         return -1;
     }
     if (pidfd < 0) pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (user_namespace) {
+        close(sync_pipe[0]);
+        int map_error = cis_write_id_maps(pid, plan->uid_map, plan->gid_map);
+        // 'G' lets the child go on; closing without it makes the child report the failure.
+        if (map_error == 0 && write(sync_pipe[1], "G", 1) != 1) map_error = errno;
+        close(sync_pipe[1]);
+        (void)map_error;  // a failure surfaces as the child's CIS_STEP_USER_NAMESPACE report
+    }
 
     // EOF on the error pipe means the program has been exec'd; a record means a step failed.
     cis_child_error report;
@@ -493,7 +557,10 @@ static int cis_join_tasks(const int *fds, size_t count) {
 static void *cis_spawner_main(void *context) {
     cis_spawner *spawner = context;
     int error = 0;
-    if (spawner->netns_fd >= 0 && setns(spawner->netns_fd, CLONE_NEWNET) != 0) error = errno;
+    // No supplementary groups for anything this thread clones (a raw syscall changes only this
+    // thread). Sandboxes drop them again, except in a user namespace where setgroups is denied.
+    if (syscall(SYS_setgroups, 0, NULL) != 0) error = errno;
+    if (error == 0 && spawner->netns_fd >= 0 && setns(spawner->netns_fd, CLONE_NEWNET) != 0) error = errno;
     if (error == 0) error = cis_join_tasks(spawner->tasks_fds, spawner->tasks_count);
     pthread_mutex_lock(&spawner->lock);
     spawner->tid = (pid_t)syscall(SYS_gettid);
@@ -509,8 +576,28 @@ static void *cis_spawner_main(void *context) {
         int request = spawner->request;
         pthread_mutex_unlock(&spawner->lock);
         int value = 0;
-        if (request == CIS_SPAWN) value = cis_spawn(spawner->plan, spawner->result);
+        if (request == CIS_SPAWN) {
+            // A run with another network namespace (the host's): switch this thread for the
+            // clone and back, so the child needs no privilege over that namespace (it may be in
+            // a user namespace by then).
+            cis_spawn_plan plan = *spawner->plan;
+            int switched = 0;
+            if (plan.netns_fd >= 0) {
+                if (setns(plan.netns_fd, CLONE_NEWNET) != 0) {
+                    memset(spawner->result, 0, sizeof *spawner->result);
+                    spawner->result->pid = spawner->result->pidfd = spawner->result->status_fd = -1;
+                    spawner->result->error = (cis_child_error){CIS_STEP_LOOPBACK, errno, 0};
+                    value = -1;
+                    goto reply;
+                }
+                switched = 1;
+                plan.netns_fd = -1;
+            }
+            value = cis_spawn(&plan, spawner->result);
+            if (switched && spawner->netns_fd >= 0) setns(spawner->netns_fd, CLONE_NEWNET);
+        }
         else if (request == CIS_JOIN) value = cis_join_tasks(spawner->tasks_fds, spawner->tasks_count);
+    reply:
         pthread_mutex_lock(&spawner->lock);
         spawner->return_value = value;
         spawner->request = CIS_IDLE;

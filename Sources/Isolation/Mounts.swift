@@ -82,7 +82,7 @@ struct MountPlan {
     /// The standard tree for one run.
     static func standard(
         root: String, layout: HostLayout, box: BoxSource, limits: ResourceLimits,
-        uid: UInt32, gid: UInt32, extraBinds: [BindMount]
+        uid: UInt32, gid: UInt32, extraBinds: [BindMount], userNamespace: Bool = false
     ) -> MountPlan {
         var plan = MountPlan(root: root)
         let nosuidNodev = UInt(CIS_MS_NOSUID | CIS_MS_NODEV)
@@ -104,7 +104,23 @@ struct MountPlan {
 
         // /dev: only harmless devices; read-only, but not nodev (the nodes must work).
         plan.directory("/dev")
-        plan.bind(layout.generatedDev, at: "/dev", flags: UInt(CIS_MS_RDONLY | CIS_MS_NOSUID | CIS_MS_NOEXEC))
+        if userNamespace {
+            // Device nodes on a filesystem mounted from a user namespace do not open; binds of
+            // the host's own nodes (devtmpfs, mounted in the initial namespace) do.
+            plan.mount("tmpfs", at: "/dev", source: "sandbox-dev", flags: UInt(CIS_MS_NOSUID | CIS_MS_NOEXEC),
+                       data: "size=64k,nr_inodes=64,mode=0755")
+            for device in HostLayout.devices {
+                plan.steps.append(Step(kind: CIS_FS_MKFILE, path: plan.host("/dev/" + device), mode: 0o666))
+                plan.bind("/dev/" + device, at: "/dev/" + device, flags: UInt(CIS_MS_NOSUID | CIS_MS_NOEXEC))
+            }
+            for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+                plan.symlink("/dev/" + name, to: target)
+            }
+            plan.directory("/dev/shm")
+            plan.remount("/dev", flags: UInt(CIS_MS_RDONLY | CIS_MS_NOSUID | CIS_MS_NOEXEC))
+        } else {
+            plan.bind(layout.generatedDev, at: "/dev", flags: UInt(CIS_MS_RDONLY | CIS_MS_NOSUID | CIS_MS_NOEXEC))
+        }
         plan.mount("tmpfs", at: "/dev/shm", source: "sandbox-shm", flags: nosuidNodev | UInt(CIS_MS_NOEXEC),
                    data: "size=\(limits.diskBytes),nr_inodes=\(inodeLimit(limits.diskBytes)),mode=1777")
 

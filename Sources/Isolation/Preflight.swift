@@ -3,12 +3,20 @@ import Glibc
 
 /// Start-up checks: fail with one clear error naming what is missing and how to fix it.
 enum Preflight {
-    static func check() throws(SandboxError) {
+    static func check(userNamespace: Bool = false) throws(SandboxError) {
         guard geteuid() == 0 else {
             throw SandboxError(.notRoot, "the sandbox must run as root (it creates namespaces, mounts and cgroups, then drops every privilege for the job); run sandbox-server as root or via the systemd unit in deploy/")
         }
         for namespace in ["pid", "mnt", "net", "ipc", "uts", "cgroup"] where !System.fileExists("/proc/self/ns/" + namespace) {
             throw SandboxError(.namespacesUnavailable, "the kernel lacks \(namespace) namespaces (/proc/self/ns/\(namespace) is missing); use a kernel built with CONFIG_\(namespace.uppercased())_NS")
+        }
+        if userNamespace {
+            guard System.fileExists("/proc/self/ns/user") else {
+                throw SandboxError(.namespacesUnavailable, "user-namespace mode needs CONFIG_USER_NS (/proc/self/ns/user is missing)")
+            }
+            if let text = try? System.readFile("/proc/sys/user/max_user_namespaces"), cgroupInteger(text) == 0 {
+                throw SandboxError(.namespacesUnavailable, "user-namespace mode is on but user.max_user_namespaces is 0; raise it (sysctl user.max_user_namespaces=10000) or turn the mode off")
+            }
         }
         if cis_seccomp_available() != 0 {
             throw SandboxError(.seccompUnavailable, "seccomp is not available in this kernel (CONFIG_SECCOMP_FILTER)", errno: errno)

@@ -18,6 +18,10 @@ public struct SandboxConfiguration: Sendable, Hashable {
     public var hostname: String
     /// Join the cgroup v1 cpu hierarchy so CPU quotas apply (v2 always supports them).
     public var cpuQuotas: Bool
+    /// Run each job in a new user namespace too: root inside is the slot's unprivileged uid
+    /// outside (one id mapped), so even a kernel bug that gave the job capabilities would give
+    /// them only over its own namespaces. Costs a uid/gid map handshake per run.
+    public var userNamespace: Bool
 
     /// Creates a configuration.
     /// - Parameters:
@@ -27,9 +31,11 @@ public struct SandboxConfiguration: Sendable, Hashable {
     ///   - cgroup: cgroup options (default: auto-detected, parent `sandbox-server`).
     ///   - hostname: Hostname inside (default `sandbox`).
     ///   - cpuQuotas: Enable CPU quotas on cgroup v1 (default off).
+    ///   - userNamespace: Also isolate each job in a user namespace (default off).
     public init(
         slots: Int = Sandbox.processorCount, workRoot: String = "/run/sandbox-server", firstUID: UInt32 = 60_000,
-        cgroup: CgroupOptions = CgroupOptions(), hostname: String = "sandbox", cpuQuotas: Bool = false
+        cgroup: CgroupOptions = CgroupOptions(), hostname: String = "sandbox", cpuQuotas: Bool = false,
+        userNamespace: Bool = false
     ) {
         self.slots = slots
         self.workRoot = workRoot
@@ -37,6 +43,7 @@ public struct SandboxConfiguration: Sendable, Hashable {
         self.cgroup = cgroup
         self.hostname = hostname
         self.cpuQuotas = cpuQuotas
+        self.userNamespace = userNamespace
     }
 }
 
@@ -81,16 +88,21 @@ public final class Sandbox: Sendable {
             throw SandboxError(.invalidSpec, "slots must be between 1 and 1024 (got \(configuration.slots))")
         }
         self.configuration = configuration
-        try Preflight.check()
+        try Preflight.check(userNamespace: configuration.userNamespace)
         // A write to a pipe whose reader is gone must fail with EPIPE, not kill the server.
         signal(SIGPIPE, SIG_IGN)
 
         let work = configuration.workRoot
         Preflight.detachStaleMounts(under: work)
-        try System.makeDirectories(work, mode: 0o700)
-        chmod(work, 0o700)
+        // In user-namespace mode the sandbox's init is the slot uid as far as the host is
+        // concerned, and must traverse to its mount sources: the work root and slots directory
+        // are then 0711 (no listing), and each slot directory belongs to its own uid (0700).
+        let traversable: mode_t = configuration.userNamespace ? 0o711 : 0o700
+        try System.makeDirectories(work, mode: traversable)
+        chmod(work, traversable)
         try System.makeDirectory(work + "/root", mode: 0o755)
-        try System.makeDirectory(work + "/slots", mode: 0o700)
+        try System.makeDirectory(work + "/slots", mode: traversable)
+        chmod(work + "/slots", traversable)
         let users = (0..<configuration.slots).map { (uid: configuration.firstUID + UInt32($0), gid: configuration.firstUID + UInt32($0)) }
         layout = try HostLayout.prepare(workRoot: work, sandboxUsers: users)
         seccomp = try SeccompProgram()
@@ -103,6 +115,11 @@ public final class Sandbox: Sendable {
         }
         boxes = users.enumerated().map { index, user in
             SlotBox(path: "\(work)/slots/\(index)/box", uid: user.uid, gid: user.gid)
+        }
+        for (index, user) in users.enumerated() {
+            let slotDirectory = "\(work)/slots/\(index)"
+            try System.makeDirectory(slotDirectory, mode: 0o700)
+            chown(slotDirectory, configuration.userNamespace ? user.uid : 0, configuration.userNamespace ? user.gid : 0)
         }
         var namespaces: [Int32] = []
         var spawners: [SlotSpawner] = []

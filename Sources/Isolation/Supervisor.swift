@@ -163,9 +163,14 @@ struct Supervisor {
         try validate(spec)
         let limits = spec.limits
         let box = try prepareBox(spec)
-        let uid = sandbox.configuration.firstUID + UInt32(slot)
+        let hostUID = sandbox.configuration.firstUID + UInt32(slot)
+        let userNamespace = sandbox.configuration.userNamespace
+        // In a user namespace the program is root inside, which is the slot uid outside.
+        let uid: UInt32 = userNamespace ? 0 : hostUID
+        let idMap = "0 \(hostUID) 1\n"
         let plan = MountPlan.standard(root: sandbox.configuration.workRoot + "/root", layout: sandbox.layout, box: box,
-                                      limits: limits, uid: uid, gid: uid, extraBinds: spec.readOnlyBinds)
+                                      limits: limits, uid: uid, gid: uid, extraBinds: spec.readOnlyBinds,
+                                      userNamespace: userNamespace)
         let environment = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let arena = SpawnArena(plan: plan, argv: [spec.argv0 ?? spec.executable] + spec.arguments, environment: environment)
         let resourceLimits = rlimits(limits)
@@ -193,11 +198,12 @@ struct Supervisor {
             stderr.close()
         }
 
-        let namespaces = CIS_CLONE_NEWNS | CIS_CLONE_NEWPID | CIS_CLONE_NEWIPC | CIS_CLONE_NEWUTS
+        var namespaces = CIS_CLONE_NEWNS | CIS_CLONE_NEWPID | CIS_CLONE_NEWIPC | CIS_CLONE_NEWUTS
+        if userNamespace { namespaces |= CIS_CLONE_NEWUSER }
         var spawned = cis_spawn_result()
         let started = System.monotonicNanoseconds()
         let spawner = sandbox.spawners[slot]
-        let rc = resourceLimits.withUnsafeBufferPointer { rlimitBuffer in
+        let rc = idMap.withCString { idMapText in resourceLimits.withUnsafeBufferPointer { rlimitBuffer in
                 sandbox.configuration.hostname.withCString { hostname in
                     spec.executable.withCString { path in
                         spec.workingDirectory.withCString { workDir in
@@ -228,12 +234,15 @@ struct Supervisor {
                                 // already up); a run with network goes back to the host's.
                                 plan.loopback_up = 0
                                 plan.netns_fd = spec.network ? sandbox.hostNetworkNamespace : -1
+                                plan.uid_map = userNamespace ? idMapText : nil
+                                plan.gid_map = userNamespace ? idMapText : nil
                                 return spawner.spawn(&plan, &spawned)
                             }
                         }
                     }
                 }
             }
+        }
         let execed = System.monotonicNanoseconds()
         close(stdin.child)
         close(stdoutPipe.write)

@@ -15,14 +15,15 @@ final class SandboxFixture {
     let sandbox: Sandbox
     let name: String
 
-    init(slots: Int = 2) throws {
+    init(slots: Int = 2, userNamespace: Bool = false) throws {
         let number = fixtureCounter.add(1, ordering: .relaxed).newValue
         name = "sandbox-server-test-\(getpid())-\(number)"
         // Distinct uid ranges per fixture: a leftover process of one test can never be
         // mistaken for another's.
         let firstUID = UInt32(61_000 + (Int(getpid()) % 50) * 200 + number * 8)
         sandbox = try Sandbox(configuration: SandboxConfiguration(
-            slots: slots, workRoot: "/run/\(name)", firstUID: firstUID, cgroup: CgroupOptions(parent: name)))
+            slots: slots, workRoot: "/run/\(name)", firstUID: firstUID, cgroup: CgroupOptions(parent: name),
+            userNamespace: userNamespace))
     }
 
     deinit { sandbox.close() }

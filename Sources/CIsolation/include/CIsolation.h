@@ -97,6 +97,11 @@ typedef struct cis_spawn_plan {
     /// A network namespace to enter (setns) first thing in the child, or -1 to keep the
     /// spawning thread's.
     int netns_fd;
+    /// User-namespace mode (namespaces include CLONE_NEWUSER): the parent writes these maps for
+    /// the child (e.g. "0 60000 1\n": root inside is the slot uid outside) and sets setgroups to
+    /// "deny" before the child continues; `uid`/`gid` are then ids inside the namespace.
+    const char *_Nullable uid_map;
+    const char *_Nullable gid_map;
 } cis_spawn_plan;
 
 /// Steps the child can fail at, reported over the error pipe.
@@ -127,6 +132,7 @@ typedef enum cis_step {
     CIS_STEP_SETSID = 23,
     CIS_STEP_EXEC = 24,
     CIS_STEP_CLONE = 25,
+    CIS_STEP_USER_NAMESPACE = 26,
 } cis_step;
 
 /// What the child sends over the error pipe when a step fails.

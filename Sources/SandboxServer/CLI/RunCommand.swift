@@ -159,6 +159,9 @@ struct SandboxOptions: ParsableArguments {
     @Option(name: .customLong("first-uid"), help: "uid of the first slot; slot n runs as first-uid + n.")
     var firstUID: UInt32 = 60_000
 
+    @Flag(name: .customLong("user-namespace"), help: "Also put each job in a user namespace (root inside is the slot uid outside).")
+    var userNamespace = false
+
     func configuration(slots: Int) throws -> SandboxConfiguration {
         var mode: CgroupOptions.Mode
         switch cgroupVersion {
@@ -175,7 +178,7 @@ struct SandboxOptions: ParsableArguments {
             throw ValidationError("--cgroup-parent must be a single group name")
         }
         return SandboxConfiguration(slots: slots, workRoot: workRoot, firstUID: firstUID,
-                                    cgroup: CgroupOptions(mode: mode, parent: cgroupParent))
+                                    cgroup: CgroupOptions(mode: mode, parent: cgroupParent), userNamespace: userNamespace)
     }
 }
 
