@@ -37,6 +37,8 @@ let package = Package(
         // MARK: HTTPCore — HTTP/1.1 on POSIX sockets.
         .target(name: "CHTTPCoreShims", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "HTTPCore", dependencies: ["CHTTPCoreShims"], swiftSettings: strictSwift),
+        // libFuzzer target for the request parser (scripts/fuzz-http.sh); a replay tool otherwise.
+        .executableTarget(name: "HTTPParserFuzzer", dependencies: ["HTTPCore"], swiftSettings: strictSwift),
 
         // MARK: The executable.
         .executableTarget(
@@ -52,7 +54,7 @@ let package = Package(
         // MARK: Tests, one folder per module.
         .testTarget(name: "IsolationTests", dependencies: ["Isolation"], swiftSettings: strictSwift),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"], swiftSettings: strictSwift),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"], swiftSettings: strictSwift),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"], exclude: ["FuzzCorpus"], swiftSettings: strictSwift),
         .testTarget(name: "SandboxServerTests", dependencies: ["SandboxServer"], swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
