@@ -29,14 +29,15 @@ public struct HTTPServerConfiguration: Sendable {
     /// Worker threads kept even when idle.
     public var minWorkerThreads: Int = max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Upper bound on worker threads; each runs one handler at a time, so this is also the number
-    /// of requests (long-polls, streams) that can be in a handler at once.
+    /// of requests (long-polls, streams) that can be in a handler at once. Workers above the
+    /// minimum are started only when workers stay inside one connection longer than a timer tick.
     public var maxWorkerThreads: Int = 256
     /// A worker above the minimum exits after this long without work.
     public var workerIdleTimeout: Duration = .seconds(10)
     /// Stack size of each worker thread (touched pages only count toward RSS).
     public var workerStackSize: Int = 512 * 1024
     /// How often deadlines are checked.
-    public var timerResolution: Duration = .milliseconds(100)
+    public var timerResolution: Duration = .milliseconds(50)
 
     /// The defaults: 127.0.0.1, a free port, limits per `HTTPParserLimits()`.
     public init() {}
@@ -53,9 +54,10 @@ public struct HTTPServerConfiguration: Sendable {
 /// about four system calls and no context switch (measured ≈ the throughput of two dedicated
 /// epoll loops, ≈ 1.5× nginx on this machine — see docs/httpcore.md).
 ///
-/// Handlers may block (long-poll, Server-Sent Events): when the last idle worker takes an event a
-/// new worker is started, up to `maxWorkerThreads`, so blocked handlers do not starve other
-/// connections; workers above `minWorkerThreads` retire when idle. Idle connections hold no thread,
+/// Handlers may block (long-poll, Server-Sent Events): the reaper counts workers that have been
+/// inside one connection for more than a timer tick and starts a new worker for each, up to
+/// `maxWorkerThreads`, so blocked handlers do not starve other connections; workers above
+/// `minWorkerThreads` retire when idle. Plain load never grows the pool (no spawn per busy moment). Idle connections hold no thread,
 /// only a descriptor and a small struct (their read buffer is released), so 1,000 idle connections
 /// cost well under a megabyte. A *reaper* thread enforces header, idle and body deadlines by
 /// expiring connections; only workers close sockets, so a descriptor is never reused under a worker.
@@ -74,8 +76,8 @@ public final class HTTPServer: Sendable {
     private let nextConnectionID = Atomic<UInt64>(1)
     private let phase = Atomic<UInt8>(Phase.created)
     private let totalWorkers = Atomic<Int>(0)
-    private let idleWorkers = Atomic<Int>(0)
     private let liveThreads = Atomic<Int>(0)
+    private let workerSlots = Mutex<[ObjectIdentifier: WorkerSlot]>([:])
 
     private enum Phase {
         static let created: UInt8 = 0
@@ -187,7 +189,24 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    private func spawnWorkerIfAllBusy() {
+    /// Keeps at least `minWorkerThreads` workers available: a worker counts as blocked when it
+    /// has been inside one connection for longer than a timer tick (a long-poll, a stream, a slow
+    /// handler), and a new worker is started for each blocked one, up to `maxWorkerThreads`.
+    /// Short requests never trigger a spawn, so under plain load the pool stays at its minimum.
+    private func compensateForBlockedWorkers(now: UInt64, threshold: UInt64) {
+        let (total, blocked) = workerSlots.withLock { slots in
+            (slots.count, slots.values.reduce(0) { count, slot in
+                let since = slot.busySince.load(ordering: .relaxed)
+                return count + (since != 0 && now &- since > threshold ? 1 : 0)
+            })
+        }
+        let available = total - blocked
+        if available < configuration.minWorkerThreads {
+            for _ in available..<configuration.minWorkerThreads { spawnWorker() }
+        }
+    }
+
+    private func spawnWorker() {
         var current = totalWorkers.load(ordering: .relaxed)
         while current < configuration.maxWorkerThreads {
             let (exchanged, original) = totalWorkers.compareExchange(expected: current, desired: current + 1,
@@ -276,6 +295,7 @@ public final class HTTPServer: Sendable {
             usleep(UInt32(tick))
             let now = Syscall.now()
             let draining = phase.load(ordering: .relaxed) == Phase.draining
+            if !draining { compensateForBlockedWorkers(now: now, threshold: UInt64(tick) * 1_000) }
             connections.withLock { table in
                 for connection in table.values where connection.state.load(ordering: .acquiring) == ConnectionState.waiting {
                     let expired = connection.deadline.load(ordering: .relaxed) <= now
@@ -296,13 +316,16 @@ public final class HTTPServer: Sendable {
     private func workerLoop(permanent: Bool) {
         let idleTimeout = permanent ? -1 : HTTPServer.milliseconds(configuration.workerIdleTimeout)
         var worker = Worker(server: self)
-        defer { worker.scratch.deallocate() }
+        let slot = WorkerSlot()
+        workerSlots.withLock { $0[ObjectIdentifier(slot)] = slot }
+        defer {
+            workerSlots.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(slot)) }
+            worker.scratch.deallocate()
+        }
         var event = chttp_event()
         while true {
-            idleWorkers.add(1, ordering: .relaxed)
             let count = chttp_epoll_wait(epollFD, &event, 1, idleTimeout)
             let code = errno
-            let idleNow = idleWorkers.subtract(1, ordering: .relaxed).newValue
             if phase.load(ordering: .acquiring) == Phase.stopped { break }
             if count < 0 {
                 if code == EINTR { continue }
@@ -313,11 +336,12 @@ public final class HTTPServer: Sendable {
                 break
             }
             if event.token == HTTPServer.wakeToken { continue }
-            if idleNow == 0 { spawnWorkerIfAllBusy() }
             guard let connection = connections.withLock({ $0[event.token] }) else { continue }
             let previous = connection.state.exchange(ConnectionState.busy, ordering: .acquiringAndReleasing)
             if previous == ConnectionState.busy { continue }  // cannot happen with EPOLLONESHOT; be safe
+            slot.busySince.store(Syscall.now(), ordering: .relaxed)
             worker.serve(connection, expired: previous == ConnectionState.expired)
+            slot.busySince.store(0, ordering: .relaxed)
         }
         totalWorkers.subtract(1, ordering: .relaxed)
     }
@@ -333,6 +357,11 @@ public final class HTTPServer: Sendable {
     }
 
     fileprivate var isDraining: Bool { phase.load(ordering: .relaxed) >= Phase.draining }
+}
+
+/// What the reaper sees of a worker: when it took its current connection (0 while waiting).
+final class WorkerSlot: Sendable {
+    let busySince = Atomic<UInt64>(0)
 }
 
 enum ConnectionState {
@@ -377,6 +406,7 @@ private struct Worker {
     let writeTimeoutMS: Int32
 
     static let scratchSize = 64 * 1024
+    static let maxRequestsPerTurn = 32
     static let lingerTime: UInt64 = 2_000_000_000
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
@@ -403,7 +433,13 @@ private struct Worker {
             }
             return
         }
+        var served = 0
         while true {
+            // Fairness: after a run of requests on one connection, let others have this worker.
+            if served >= Worker.maxRequestsPerTurn, connection.parser.isIdle {
+                wait(connection)
+                return
+            }
             // Answer everything already buffered (pipelining), in order.
             var needMore = false
             while !needMore {
@@ -430,6 +466,7 @@ private struct Worker {
                         return
                     }
                     connection.requestStartedAt = 0
+                    served += 1
                 }
             }
             // Read what the client sent next.
