@@ -330,15 +330,25 @@ enum Framing {
     case failure(HTTPParseError)
 
     static func determine(_ request: HTTPRequest, limits: HTTPParserLimits) -> Framing {
-        let headers = request.headers
-        if request.version == .http1_1 {
-            let hosts = headers.values(name: "Host")
-            if hosts.count != 1 { return .failure(HTTPParseError(.badRequest, "HTTP/1.1 request needs exactly one Host header")) }
+        // One pass over the fields; the lists are built only when the fields are present.
+        var hostCount = 0
+        var transferEncodings: [String] = []
+        var contentLengths: [String] = []
+        var expect: String?
+        for field in request.headers {
+            switch field.name.utf8.count {
+            case 4 where HTTPHeaders.namesEqual(field.name, "Host"): hostCount += 1
+            case 6 where HTTPHeaders.namesEqual(field.name, "Expect"): expect = expect ?? field.value
+            case 14 where HTTPHeaders.namesEqual(field.name, "Content-Length"): contentLengths.append(field.value)
+            case 17 where HTTPHeaders.namesEqual(field.name, "Transfer-Encoding"): transferEncodings.append(field.value)
+            default: break
+            }
         }
-        let transferEncodings = headers.values(name: "Transfer-Encoding")
-        let contentLengths = headers.values(name: "Content-Length")
+        if request.version == .http1_1, hostCount != 1 {
+            return .failure(HTTPParseError(.badRequest, "HTTP/1.1 request needs exactly one Host header"))
+        }
         var expectsContinue = false
-        if let expect = headers.first(name: "Expect") {
+        if let expect {
             guard HTTPHeaders.namesEqual(String(Substring(expect).trimmingASCIIWhitespace()), "100-continue") else {
                 return .failure(HTTPParseError(.expectationFailed, "unsupported expectation"))
             }

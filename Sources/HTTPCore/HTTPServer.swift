@@ -467,6 +467,12 @@ private struct Worker {
                     }
                     connection.requestStartedAt = 0
                     served += 1
+                    if connection.parser.bufferedByteCount == 0 {
+                        // Nothing pipelined: hand the connection back to epoll rather than spend a
+                        // read() on EAGAIN (the re-arm reports data that is already there).
+                        wait(connection)
+                        return
+                    }
                 }
             }
             // Read what the client sent next.

@@ -188,6 +188,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
 
     static func namesEqual(_ a: String, _ b: String) -> Bool {
+        if a.utf8.count != b.utf8.count { return false }
         var left = a.utf8.makeIterator()
         var right = b.utf8.makeIterator()
         while true {

@@ -37,6 +37,7 @@ struct BenchHTTP: ParsableCommand {
             throw ValidationError("\(tool) not found (install nginx-light and wrk: make test-deps)")
         }
 
+        let rssBeforeServer = processStatus("VmRSS")
         var router = Router()
         router.get("/plaintext") { _ in .text("Hello, World!") }
         router.get("/json") { _ in try .json(["message": "Hello, World!"]) }
@@ -93,6 +94,7 @@ struct BenchHTTP: ParsableCommand {
 
         print("")
         var memory = TextTable(header: ["process memory (server in-process)", "value"])
+        memory.add(["RSS before the server started (bench process)", "\(rssBeforeServer / 1024) MB (\(rssBeforeServer) kB)"])
         memory.add(["RSS idle (server started, no traffic)", "\(rssIdle / 1024) MB (\(rssIdle) kB)"])
         memory.add(["RSS after the wrk runs", "\(rssAfterLoad / 1024) MB (\(rssAfterLoad) kB)"])
         memory.add(["worker threads after the wrk runs", "\(workersAfterLoad)"])
