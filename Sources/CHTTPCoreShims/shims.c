@@ -12,11 +12,11 @@
 
 int chttp_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
-int chttp_epoll_watch_once(int epfd, int fd, uint64_t token, int rearm) {
+int chttp_epoll_watch_edge(int epfd, int fd, uint64_t token) {
     struct epoll_event event = {0};
-    event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    event.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     event.data.u64 = token;
-    return epoll_ctl(epfd, rearm ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event);
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
 int chttp_epoll_watch_level(int epfd, int fd, uint64_t token) {

@@ -47,12 +47,13 @@ public struct HTTPServerConfiguration: Sendable {
 ///
 /// ## Concurrency model
 /// One *acceptor* thread accepts connections; a small, elastic pool of *worker* threads share one
-/// epoll instance in which every waiting connection is registered `EPOLLONESHOT`. A worker woken
-/// for a connection owns it exclusively: it reads, parses, runs the handler inline, writes the
-/// response and serves any pipelined requests, then re-arms the connection and returns to
-/// `epoll_wait`. There is no hand-off between an I/O loop and a handler pool, so a request costs
-/// about four system calls and no context switch (measured ≈ the throughput of two dedicated
-/// epoll loops, ≈ 1.5× nginx on this machine — see docs/httpcore.md).
+/// epoll instance in which every connection is registered once, edge-triggered. A worker woken
+/// for a connection takes ownership of it with an atomic state change: it reads, parses, runs the
+/// handler inline, writes the response and serves any pipelined requests, then lets go and returns
+/// to `epoll_wait`. An event for a connection that is owned only flags it, and the owner reads
+/// again before letting go. There is no hand-off between an I/O loop and a handler pool and no
+/// `epoll_ctl` per request: a keep-alive request costs `epoll_wait`, `read` and `send`
+/// (see docs/httpcore.md for the measurements behind this choice).
 ///
 /// Handlers may block (long-poll, Server-Sent Events): the reaper counts workers that have been
 /// inside one connection for more than a timer tick and starts a new worker for each, up to
@@ -263,7 +264,7 @@ public final class HTTPServer: Sendable {
                 rejectOverCapacity(fd)
                 continue
             }
-            if chttp_epoll_watch_once(epollFD, fd, connection.id, 0) != 0 {
+            if chttp_epoll_watch_edge(epollFD, fd, connection.id) != 0 {
                 connections.withLock { _ = $0.removeValue(forKey: connection.id) }
                 Glibc.close(fd)
             }
@@ -337,18 +338,43 @@ public final class HTTPServer: Sendable {
             }
             if event.token == HTTPServer.wakeToken { continue }
             guard let connection = connections.withLock({ $0[event.token] }) else { continue }
-            let previous = connection.state.exchange(ConnectionState.busy, ordering: .acquiringAndReleasing)
-            if previous == ConnectionState.busy { continue }  // cannot happen with EPOLLONESHOT; be safe
+            guard let expired = takeOwnership(of: connection) else { continue }
             slot.busySince.store(Syscall.now(), ordering: .relaxed)
-            worker.serve(connection, expired: previous == ConnectionState.expired)
+            worker.serve(connection, expired: expired)
             slot.busySince.store(0, ordering: .relaxed)
         }
         totalWorkers.subtract(1, ordering: .relaxed)
     }
 
-    fileprivate func rearm(_ connection: Connection) {
-        connection.state.store(ConnectionState.waiting, ordering: .releasing)
-        _ = chttp_epoll_watch_once(epollFD, connection.fd, connection.id, 1)
+    /// Called for each readiness event. Returns whether the connection expired when this worker
+    /// became its owner, or nil when another worker owns it; that owner is then told (busyPending)
+    /// to read again before it lets go, so an edge that arrives mid-request is never lost.
+    private func takeOwnership(of connection: Connection) -> Bool? {
+        var state = connection.state.load(ordering: .acquiring)
+        while true {
+            let desired: UInt8
+            switch state {
+            case ConnectionState.waiting, ConnectionState.expired: desired = ConnectionState.busy
+            case ConnectionState.busy: desired = ConnectionState.busyPending
+            default: return nil  // already flagged
+            }
+            let (exchanged, original) = connection.state.compareExchange(expected: state, desired: desired,
+                                                                          ordering: .acquiringAndReleasing)
+            if exchanged {
+                if desired == ConnectionState.busyPending { return nil }
+                return state == ConnectionState.expired
+            }
+            state = original
+        }
+    }
+
+    /// The owner lets go of a connection whose socket it has drained. False when an event came in
+    /// meanwhile: the caller still owns the connection and must read again.
+    fileprivate func release(_ connection: Connection) -> Bool {
+        if connection.state.compareExchange(expected: ConnectionState.busy, desired: ConnectionState.waiting,
+                                            ordering: .acquiringAndReleasing).exchanged { return true }
+        connection.state.store(ConnectionState.busy, ordering: .relaxed)  // was busyPending
+        return false
     }
 
     fileprivate func close(_ connection: Connection) {
@@ -364,15 +390,19 @@ final class WorkerSlot: Sendable {
     let busySince = Atomic<UInt64>(0)
 }
 
+/// Ownership of a connection. Sockets are registered edge-triggered (no re-arm per request):
+/// an event moves `waiting`/`expired` to `busy` (this worker owns it) or `busy` to `busyPending`
+/// (the owner must read again before releasing).
 enum ConnectionState {
     static let waiting: UInt8 = 0
     static let busy: UInt8 = 1
     static let expired: UInt8 = 2
+    static let busyPending: UInt8 = 3
 }
 
-/// One client connection. The atomics are shared with the reaper; everything else is touched
-/// only by the worker that moved `state` to busy (EPOLLONESHOT delivers each readiness to one
-/// worker, and the state exchange orders the hand-over), hence `@unchecked Sendable`.
+/// One client connection. The atomics are shared with the reaper and other workers; everything
+/// else is touched only by the worker that moved `state` to busy (the compare-exchange orders the
+/// hand-over between owners), hence `@unchecked Sendable`.
 final class Connection: @unchecked Sendable {
     let id: UInt64
     let fd: Int32
@@ -406,7 +436,6 @@ private struct Worker {
     let writeTimeoutMS: Int32
 
     static let scratchSize = 64 * 1024
-    static let maxRequestsPerTurn = 32
     static let lingerTime: UInt64 = 2_000_000_000
     static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
@@ -433,13 +462,8 @@ private struct Worker {
             }
             return
         }
-        var served = 0
+        var socketDrained = false  // the last read() returned less than asked: nothing left then
         while true {
-            // Fairness: after a run of requests on one connection, let others have this worker.
-            if served >= Worker.maxRequestsPerTurn, connection.parser.isIdle {
-                wait(connection)
-                return
-            }
             // Answer everything already buffered (pipelining), in order.
             var needMore = false
             while !needMore {
@@ -466,12 +490,12 @@ private struct Worker {
                         return
                     }
                     connection.requestStartedAt = 0
-                    served += 1
-                    if connection.parser.bufferedByteCount == 0 {
-                        // Nothing pipelined: hand the connection back to epoll rather than spend a
-                        // read() on EAGAIN (the re-arm reports data that is already there).
-                        wait(connection)
-                        return
+                    if socketDrained, connection.parser.bufferedByteCount == 0 {
+                        // Nothing pipelined and the socket was empty at the last read: let go
+                        // without a read() that would only say EAGAIN. Data that arrived since
+                        // raised an edge, which either finds the connection waiting or flags it.
+                        if wait(connection) { return }
+                        socketDrained = false
                     }
                 }
             }
@@ -479,6 +503,7 @@ private struct Worker {
             let wasIdle = connection.parser.isIdle
             let count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
             if count > 0 {
+                socketDrained = count < scratch.count
                 let now = Syscall.now()
                 if wasIdle, connection.requestStartedAt == 0 { connection.requestStartedAt = now }
                 connection.parser.append(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
@@ -495,13 +520,13 @@ private struct Worker {
                 server.close(connection)
                 return
             }
-            wait(connection)
-            return
+            if wait(connection) { return }
         }
     }
 
-    /// Sets the deadline for what the connection waits for and hands it back to epoll.
-    private func wait(_ connection: Connection) {
+    /// Sets the deadline for what the connection waits for and lets go of it; false when an event
+    /// arrived meanwhile and the caller must keep serving.
+    private func wait(_ connection: Connection) -> Bool {
         let parser = connection.parser
         let deadline: UInt64
         let idle = parser.isIdle
@@ -515,7 +540,7 @@ private struct Worker {
         }
         connection.deadline.store(deadline, ordering: .relaxed)
         connection.idleBetweenRequests.store(idle && connection.requestStartedAt == 0, ordering: .relaxed)
-        server.rearm(connection)
+        return server.release(connection)
     }
 
     /// Writes a response; false when the client is gone or too slow.
@@ -607,8 +632,8 @@ private struct Worker {
             if count > 0 { continue }
             if count < 0, errno == EINTR { continue }
             if count < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                server.rearm(connection)
-                return
+                if server.release(connection) { return }
+                continue
             }
             server.close(connection)
             return

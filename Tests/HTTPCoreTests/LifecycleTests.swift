@@ -173,4 +173,45 @@ struct LifecycleTests {
         #expect(milliseconds < 4000)
         #expect(try inFlight.wait() == -1, "the connection was cut at the end of the grace period")
     }
+
+    @Test func concurrentKeepAliveClientsNeverStall() throws {
+        let server = try TestServer()
+        let port = server.port
+        let clients = (0..<16).map { index in
+            Background {
+                let client = try RawClient(port: port)
+                for request in 0..<300 {
+                    try client.send("GET /v1/jobs/\(index)-\(request) HTTP/1.1\r\nHost: a\r\n\r\n")
+                    let response = try client.readResponse()
+                    guard response.bodyText.contains("\"\(index)-\(request)\"") else { return false }
+                }
+                return true
+            }
+        }
+        for client in clients { #expect(try client.wait(timeout: 60)) }
+    }
+
+    @Test func pipelinedBatchLargerThanOneReadIsAnsweredCompletely() throws {
+        let server = try TestServer()
+        let client = try server.connect()
+        let count = 3000  // ≈ 120 KB of requests: several reads, boundaries anywhere
+        let batch = (0..<count).map { "GET /v1/jobs/\($0) HTTP/1.1\r\nHost: a\r\n\r\n" }.joined()
+        // Sent from another thread while this one reads, so neither side's buffer fills up.
+        let sender = Background { [fd = client.fd] in
+            let bytes = Array(batch.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if written <= 0 { return false }
+                offset += written
+            }
+            return true
+        }
+        for index in 0..<count {
+            let response = try client.readResponse()
+            #expect(response.bodyText.contains("\"\(index)\""))
+            if !response.bodyText.contains("\"\(index)\"") { break }
+        }
+        #expect(try sender.wait())
+    }
 }

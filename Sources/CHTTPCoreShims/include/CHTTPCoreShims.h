@@ -27,9 +27,8 @@ typedef struct chttp_event {
 /// epoll_create1(EPOLL_CLOEXEC).
 int chttp_epoll_create(void);
 
-/// Registers `fd` for one readability notification (EPOLLIN | EPOLLRDHUP | EPOLLONESHOT).
-/// `rearm` = 0 adds the descriptor, 1 re-arms an already registered one (EPOLL_CTL_MOD).
-int chttp_epoll_watch_once(int epfd, int fd, uint64_t token, int rearm);
+/// Registers `fd` edge-triggered for readability and hang-up (EPOLLIN | EPOLLRDHUP | EPOLLET).
+int chttp_epoll_watch_edge(int epfd, int fd, uint64_t token);
 
 /// Registers `fd` level-triggered for readability (used for the wake-up eventfd).
 int chttp_epoll_watch_level(int epfd, int fd, uint64_t token);
