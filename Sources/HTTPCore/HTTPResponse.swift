@@ -170,10 +170,15 @@ enum ResponseHead {
         out.append(contentsOf: response.status.reason.utf8)
         out.append(contentsOf: "\r\n".utf8)
         for field in response.headers {
-            if HTTPHeaders.namesEqual(field.name, "Content-Length") || HTTPHeaders.namesEqual(field.name, "Transfer-Encoding")
-                || HTTPHeaders.namesEqual(field.name, "Connection") || HTTPHeaders.namesEqual(field.name, "Date")
-                || HTTPHeaders.namesEqual(field.name, "X-Request-Id") { continue }
-            appendField(field.name, field.value, to: &out)
+            // Framing and the fields set below are the server's: a handler's copies are dropped.
+            switch field.name.utf8.count {
+            case 4 where HTTPHeaders.namesEqual(field.name, "Date"): continue
+            case 10 where HTTPHeaders.namesEqual(field.name, "Connection"): continue
+            case 12 where HTTPHeaders.namesEqual(field.name, "X-Request-Id"): continue
+            case 14 where HTTPHeaders.namesEqual(field.name, "Content-Length"): continue
+            case 17 where HTTPHeaders.namesEqual(field.name, "Transfer-Encoding"): continue
+            default: appendField(field.name, field.value, to: &out)
+            }
         }
         out.append(contentsOf: "Date: ".utf8)
         out.append(contentsOf: date)
@@ -197,7 +202,11 @@ enum ResponseHead {
     private static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
         out.append(contentsOf: name.utf8)
         out.append(0x3A); out.append(0x20)
-        for byte in value.utf8 where byte != 0x0D && byte != 0x0A { out.append(byte) }
+        if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) {
+            for byte in value.utf8 where byte != 0x0D && byte != 0x0A { out.append(byte) }
+        } else {
+            out.append(contentsOf: value.utf8)
+        }
         out.append(0x0D); out.append(0x0A)
     }
 

@@ -74,7 +74,7 @@ public final class HTTPServer: Sendable {
     private let epollFD: Int32
     private let wakeFD: Int32
     private let connections = Mutex<[UInt64: Connection]>([:])
-    private let nextConnectionID = Atomic<UInt64>(1)
+    private let nextConnectionID = Atomic<UInt64>(16)  // tokens below are reserved
     private let phase = Atomic<UInt8>(Phase.created)
     private let totalWorkers = Atomic<Int>(0)
     private let liveThreads = Atomic<Int>(0)
@@ -88,6 +88,12 @@ public final class HTTPServer: Sendable {
     }
 
     private static let wakeToken: UInt64 = 0
+    private static let kickToken: UInt64 = 1
+    private static let eventBatch = 32
+    private let kickFD: Int32
+    private let readyQueue = Mutex(ReadyQueue())
+    private let queuedCount = Atomic<Int>(0)
+    private let servedEvents = Atomic<Int>(0)
 
     /// Binds and listens; call `start()` to serve. Throws `SocketError` when the address is taken.
     public init(configuration: HTTPServerConfiguration = HTTPServerConfiguration(), router: Router) throws {
@@ -100,6 +106,8 @@ public final class HTTPServer: Sendable {
             self.epollFD = try Syscall.epollCreate()
             self.wakeFD = try Syscall.eventFD()
             _ = try Syscall.check(chttp_epoll_watch_level(epollFD, wakeFD, HTTPServer.wakeToken), "epoll_ctl(wake)")
+            self.kickFD = try Syscall.eventFD()
+            _ = try Syscall.check(chttp_epoll_watch_edge(epollFD, kickFD, HTTPServer.kickToken), "epoll_ctl(kick)")
         } catch {
             Glibc.close(listenFD)
             throw error
@@ -110,6 +118,7 @@ public final class HTTPServer: Sendable {
     deinit {
         Glibc.close(epollFD)
         Glibc.close(wakeFD)
+        Glibc.close(kickFD)
     }
 
     /// Starts the acceptor, the reaper and the minimum number of workers; returns at once.
@@ -292,11 +301,17 @@ public final class HTTPServer: Sendable {
 
     private func reaperLoop() {
         let tick = max(1_000, Int(HTTPServer.nanoseconds(configuration.timerResolution) / 1_000))
+        var servedAtLastTick = -1
         while phase.load(ordering: .relaxed) != Phase.stopped {
             usleep(UInt32(tick))
             let now = Syscall.now()
             let draining = phase.load(ordering: .relaxed) == Phase.draining
             if !draining { compensateForBlockedWorkers(now: now, threshold: UInt64(tick) * 1_000) }
+            // Events queued by a worker that then blocked in a handler: wake one idle worker
+            // (an edge-triggered eventfd wakes one epoll_wait) if nothing was served for a tick.
+            let served = servedEvents.load(ordering: .relaxed)
+            if queuedCount.load(ordering: .relaxed) > 0, served == servedAtLastTick { _ = chttp_eventfd_signal(kickFD) }
+            servedAtLastTick = served
             connections.withLock { table in
                 for connection in table.values where connection.state.load(ordering: .acquiring) == ConnectionState.waiting {
                     let expired = connection.deadline.load(ordering: .relaxed) <= now
@@ -319,29 +334,50 @@ public final class HTTPServer: Sendable {
         var worker = Worker(server: self)
         let slot = WorkerSlot()
         workerSlots.withLock { $0[ObjectIdentifier(slot)] = slot }
+        let events = UnsafeMutableBufferPointer<chttp_event>.allocate(capacity: HTTPServer.eventBatch)
         defer {
             workerSlots.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(slot)) }
             worker.scratch.deallocate()
+            events.deallocate()
         }
-        var event = chttp_event()
-        while true {
-            let count = chttp_epoll_wait(epollFD, &event, 1, idleTimeout)
-            let code = errno
-            if phase.load(ordering: .acquiring) == Phase.stopped { break }
-            if count < 0 {
-                if code == EINTR { continue }
-                break
+        while phase.load(ordering: .acquiring) != Phase.stopped {
+            var token: UInt64
+            if queuedCount.load(ordering: .relaxed) > 0, let queued = readyQueue.withLock({ $0.pop() }) {
+                queuedCount.subtract(1, ordering: .relaxed)
+                token = queued
+            } else {
+                let count = chttp_epoll_wait(epollFD, events.baseAddress!, Int32(events.count), idleTimeout)
+                let code = errno
+                if phase.load(ordering: .acquiring) == Phase.stopped { break }
+                if count < 0 {
+                    if code == EINTR { continue }
+                    break
+                }
+                if count == 0 {
+                    if permanent { continue }
+                    break
+                }
+                // Serve the first; queue the rest for whichever worker is free first (this one
+                // included), so one epoll_wait serves a batch but no event waits on a handler.
+                token = HTTPServer.wakeToken
+                var deferred: [UInt64] = []
+                for index in 0..<Int(count) {
+                    let eventToken = events[index].token
+                    if eventToken == HTTPServer.wakeToken || eventToken == HTTPServer.kickToken { continue }
+                    if token == HTTPServer.wakeToken { token = eventToken } else { deferred.append(eventToken) }
+                }
+                if !deferred.isEmpty {
+                    readyQueue.withLock { $0.push(deferred) }
+                    queuedCount.add(deferred.count, ordering: .relaxed)
+                }
+                if token == HTTPServer.wakeToken { continue }
             }
-            if count == 0 {
-                if permanent { continue }
-                break
-            }
-            if event.token == HTTPServer.wakeToken { continue }
-            guard let connection = connections.withLock({ $0[event.token] }) else { continue }
+            guard let connection = connections.withLock({ $0[token] }) else { continue }
             guard let expired = takeOwnership(of: connection) else { continue }
             slot.busySince.store(Syscall.now(), ordering: .relaxed)
             worker.serve(connection, expired: expired)
             slot.busySince.store(0, ordering: .relaxed)
+            servedEvents.add(1, ordering: .relaxed)
         }
         totalWorkers.subtract(1, ordering: .relaxed)
     }
@@ -383,6 +419,25 @@ public final class HTTPServer: Sendable {
     }
 
     fileprivate var isDraining: Bool { phase.load(ordering: .relaxed) >= Phase.draining }
+}
+
+/// Tokens of ready connections taken from epoll in a batch and not yet served (FIFO).
+struct ReadyQueue: ~Copyable {
+    private var items: [UInt64] = []
+    private var head = 0
+
+    mutating func push(_ tokens: [UInt64]) { items.append(contentsOf: tokens) }
+
+    mutating func pop() -> UInt64? {
+        guard head < items.count else { return nil }
+        let token = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return token
+    }
 }
 
 /// What the reaper sees of a worker: when it took its current connection (0 while waiting).
@@ -483,7 +538,7 @@ private struct Worker {
                 case .request(var request):
                     request.peerAddress = connection.peer
                     request.requestID = RequestID.resolve(request.headers)
-                    let response = server.router.respond(to: request)
+                    let response = server.router.route(request)
                     let keepAlive = request.keepAlive && !response.closesConnection && !server.isDraining
                     guard send(response, for: request, keepAlive: keepAlive, on: connection), keepAlive else {
                         server.close(connection)

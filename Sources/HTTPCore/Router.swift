@@ -108,7 +108,8 @@ public struct Router: Sendable {
         return response
     }
 
-    private func route(_ request: HTTPRequest) -> HTTPResponse {
+    /// Routes a request whose id is set; the server writes `X-Request-Id` itself.
+    func route(_ request: HTTPRequest) -> HTTPResponse {
         if request.target == "*" {
             return HTTPResponse(status: .noContent, headers: ["Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"])
         }
