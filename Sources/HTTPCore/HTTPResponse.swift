@@ -36,10 +36,11 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(Array(text.utf8)))
     }
 
-    /// An `application/json` response of `value` encoded with `encoder`.
+    /// An `application/json` response of `value` encoded with `encoder` (by default one shared
+    /// encoder configured as `defaultJSONEncoder`).
     public static func json<T: Encodable>(_ value: T, status: HTTPStatus = .ok,
-                                          encoder: JSONEncoder = HTTPResponse.defaultJSONEncoder) throws -> HTTPResponse {
-        let data = try encoder.encode(value)
+                                          encoder: JSONEncoder? = nil) throws -> HTTPResponse {
+        let data = try (encoder ?? sharedJSONEncoder).encode(value)
         return HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(Array(data)))
     }
 
@@ -49,7 +50,11 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: headers, body: .stream(producer))
     }
 
-    /// The encoder `json(_:)` uses by default: sorted keys, ISO 8601 dates.
+    /// Never mutated after creation, so it is safe to share between worker threads.
+    private static let sharedJSONEncoder = defaultJSONEncoder
+
+    /// A new encoder configured as `json(_:)` encodes by default: sorted keys, unescaped slashes,
+    /// ISO 8601 dates.
     public static var defaultJSONEncoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
