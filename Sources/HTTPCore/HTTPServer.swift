@@ -303,7 +303,9 @@ public final class HTTPServer: Sendable {
         _ = out.withUnsafeBytes { chttp_send(fd, $0.baseAddress!, $0.count) }
         Glibc.shutdown(fd, Int32(SHUT_WR))
         var scratch = [UInt8](repeating: 0, count: 4096)
-        while scratch.withUnsafeMutableBytes({ Glibc.read(fd, $0.baseAddress, $0.count) }) > 0 {}
+        for _ in 0..<16 {  // drain what already arrived (at most 64 KiB) so close() sends FIN, not RST
+            if scratch.withUnsafeMutableBytes({ Glibc.read(fd, $0.baseAddress, $0.count) }) <= 0 { break }
+        }
         Glibc.close(fd)
     }
 
