@@ -159,8 +159,9 @@ public final class HTTPServer: Sendable {
     public func shutdown(gracePeriod: Duration = .seconds(10)) {
         let previous = phase.exchange(Phase.draining, ordering: .acquiringAndReleasing)
         guard previous == Phase.running || previous == Phase.created else { return }
-        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))  // wakes the acceptor's accept()
-        if previous == Phase.created { Glibc.close(listenFD) }
+        // Wakes the acceptor's accept(). The descriptor is closed only after every thread has
+        // stopped: closing it earlier could let this shutdown() hit a reused descriptor number.
+        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
         let graceEnd = Syscall.now() + HTTPServer.nanoseconds(gracePeriod)
         while openConnectionCount > 0, Syscall.now() < graceEnd { usleep(5_000) }
         // Past the grace period: wake every connection so its worker closes it.
@@ -176,6 +177,7 @@ public final class HTTPServer: Sendable {
         phase.store(Phase.stopped, ordering: .releasing)
         _ = chttp_eventfd_signal(wakeFD)
         while liveThreads.load(ordering: .acquiring) > 0, Syscall.now() < hardEnd + 1_000_000_000 { usleep(2_000) }
+        Glibc.close(listenFD)
     }
 
     /// `shutdown(gracePeriod:)` run on a thread of its own, so the caller's task does not block a
@@ -255,7 +257,6 @@ public final class HTTPServer: Sendable {
     // MARK: Accepting
 
     private func acceptLoop() {
-        defer { Glibc.close(listenFD) }
         let headerTimeout = HTTPServer.nanoseconds(configuration.headerTimeout)
         while phase.load(ordering: .relaxed) == Phase.running {
             var storage = sockaddr_storage()
