@@ -207,7 +207,10 @@ enum ResponseHead {
     private static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
         out.append(contentsOf: name.utf8)
         out.append(0x3A); out.append(0x20)
-        if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) {
+        let hasLineBreak = value.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.contains { $0 == 0x0D || $0 == 0x0A }
+        } ?? value.utf8.contains { $0 == 0x0D || $0 == 0x0A }
+        if hasLineBreak {
             for byte in value.utf8 where byte != 0x0D && byte != 0x0A { out.append(byte) }
         } else {
             out.append(contentsOf: value.utf8)

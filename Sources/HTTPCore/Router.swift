@@ -165,6 +165,10 @@ public struct Router: Sendable {
     }
 
     private static func decodedSegments(_ rawPath: String) -> [String]? {
+        if !rawPath.utf8.contains(UInt8(ascii: "%")) {  // the common case: nothing to decode
+            return rawPath.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+                .map { String(Substring($0)) }
+        }
         var result: [String] = []
         for part in rawPath.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             let raw = String(Substring(part))
@@ -199,7 +203,7 @@ public struct Router: Sendable {
 enum RequestID {
     private static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt32, radix: 16)
+        return String(generator.next() as UInt32, radix: 16) + "-"
     }()
     private static let counter = Atomic<UInt64>(0)
 
@@ -219,7 +223,14 @@ enum RequestID {
     }
 
     static func generate() -> String {
-        let value = counter.add(1, ordering: .relaxed).newValue
-        return prefix + "-" + String(value, radix: 16)
+        var value = counter.add(1, ordering: .relaxed).newValue
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(16)
+        repeat {
+            hex.append(digits[Int(value & 0xF)])
+            value >>= 4
+        } while value > 0
+        return prefix + String(decoding: hex.reversed(), as: UTF8.self)
     }
 }

@@ -71,13 +71,17 @@ struct BenchHTTP: ParsableCommand {
         let rssAfterLoad = processStatus("VmRSS")
         let workersAfterLoad = server.workerThreadCount
 
+        // Two ratios: of the medians, and the median of per-round ratios (each round runs the
+        // three targets back to back, so it cancels load that drifts between rounds).
         let nginxMedian = targets[2].samples.median
-        var table = TextTable(header: ["target", "median req/s", "min", "max", "vs nginx", "errors"])
+        var table = TextTable(header: ["target", "median req/s", "min", "max", "vs nginx (medians)",
+                                       "vs nginx (median of rounds)", "errors"])
         for target in targets {
+            let perRound = Samples(zip(target.samples.values, targets[2].samples.values).map { $0 / max($1, 1) })
             table.add([target.name, String(Int(target.samples.median)), String(Int(target.samples.quantile(0))),
                        String(Int(target.samples.quantile(1))),
                        nginxMedian > 0 ? String(format: "%.2fx", target.samples.median / nginxMedian) : "-",
-                       String(target.errors)])
+                       String(format: "%.2fx", perRound.median), String(target.errors)])
         }
         print("")
         print(table.render())
