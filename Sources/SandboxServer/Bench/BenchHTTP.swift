@@ -21,6 +21,7 @@ struct BenchHTTP: ParsableCommand {
     @Option(help: "wrk connections.") var connections = 32
     @Option(help: "wrk threads.") var threads = 2
     @Option(help: "Idle keep-alive connections to open for the RSS figure.") var idleConnections = 1000
+    @Option(help: "HTTPCore worker threads kept (default: max(2, cores)).") var workers: Int?
     @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
     @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
 
@@ -43,6 +44,7 @@ struct BenchHTTP: ParsableCommand {
         router.get("/json") { _ in try .json(["message": "Hello, World!"]) }
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.maxConnections = max(4096, idleConnections + connections + 64)
+        if let workers { serverConfiguration.minWorkerThreads = workers }
         let server = try HTTPServer(configuration: serverConfiguration, router: router)
         try server.start()
         defer { server.shutdown(gracePeriod: .seconds(1)) }
