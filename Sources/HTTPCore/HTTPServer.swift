@@ -643,8 +643,9 @@ private struct Worker {
             }
         case .stream(let producer):
             // HTTP/1.0 has no chunked coding: the body ends when the connection closes.
-            let chunked = request.version == .http1_1
-            let keepAlive = keepAlive && chunked
+            let hasBody = response.status.allowsBody
+            let chunked = request.version == .http1_1 && hasBody
+            let keepAlive = keepAlive && (chunked || !hasBody)
             ResponseHead.serialize(response, requestID: request.requestID, date: dates.current(), contentLength: nil,
                                    chunked: chunked, keepAlive: keepAlive, requestVersion: request.version, into: &head)
             do {
@@ -652,7 +653,7 @@ private struct Worker {
             } catch {
                 return false
             }
-            if isHead || !response.status.allowsBody { return keepAlive }
+            if isHead || !hasBody { return keepAlive }
             let writer = ResponseBodyWriter(chunked: chunked, discardsBody: false) { bytes in
                 try Syscall.writeAll(fd, bytes, timeoutMilliseconds: timeout)
             }

@@ -312,6 +312,13 @@ struct ConformanceTests {
         try client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(try client.readResponse().bodyText == "hello", "connection reusable after a stream")
 
+        // A stream with a status that has no body: no framing headers, no body, still reusable.
+        try client.send("GET /stream-nothing HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        let empty = try client.readResponse()
+        #expect(empty.status == 204)
+        #expect(empty.header("Transfer-Encoding") == nil)
+        #expect(try client.readResponse().bodyText == "hello")
+
         // HTTP/1.0 has no chunked coding: the body is delimited by closing the connection.
         let old = try server.connect()
         try old.send("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

@@ -12,7 +12,7 @@ struct RouterTests {
         #expect(table.contains("DELETE /v1/jobs/{id}"))
         #expect(table.contains("POST /jobe/index.php/restapi/runs"))
         #expect(table.contains("GET /jobe/index.php/restapi/"))
-        #expect(table.count == 20)
+        #expect(table.count == 21)
     }
 
     @Test func parametersAndMethods() throws {

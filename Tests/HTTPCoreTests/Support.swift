@@ -59,6 +59,7 @@ enum TestApp {
                 }
             }
         }
+        router.get("/stream-nothing") { _ in .stream(status: .noContent) { writer in try writer.write("ignored") } }
         router.get("/peer") { request in
             .text("\(request.peerAddress?.host ?? "none") loopback=\(request.peerAddress?.isLoopback ?? false)")
         }
