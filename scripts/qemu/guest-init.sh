@@ -4,9 +4,9 @@
 # Stage 1 (initramfs): load the virtio/9p/overlay modules, mount the host's root filesystem
 # (9p tag "host", read-only) under a tmpfs overlay at /newroot, mount the harness run directory
 # (9p tag "harness", read-write: job.sh in, status out) at /newroot/run/qemu-harness, mount proc,
-# sysfs, devtmpfs, devpts, /dev/shm, /tmp, /run and cgroup2 (on /sys/fs/cgroup), then chroot
-# into /newroot and re-exec this script as stage 2 (still PID 1, so the kernel's usermode helpers
-# such as modprobe see the same root).
+# sysfs, devtmpfs, devpts, /dev/shm, /tmp, /run and cgroup2 (on /sys/fs/cgroup), then move
+# /newroot onto / (like switch_root) and re-exec this script there as stage 2 (still PID 1, so
+# the kernel's usermode helpers such as modprobe see the same root).
 # Stage 2 (new root): run /run/qemu-harness/job.sh with the host's bash, its stdout on ttyS0 and
 # stderr on ttyS1 (the host streams both), write its exit status to /run/qemu-harness/status and
 # power off. Kernel messages and this script's own log go to the console (ttyS2, a log file).
@@ -65,7 +65,12 @@ if [ "$1" != stage2 ]; then
     hostname qemu-guest
     ip link set lo up 2>/dev/null
     log "stage 1 done at uptime $(cut -d' ' -f1 /proc/uptime)s"
-    exec chroot $R /run/qemu-harness-bin/busybox sh /run/qemu-harness-bin/init stage2
+    # Make the overlay the root of the mount namespace (what switch_root does, minus deleting
+    # the initramfs): a plain chroot would leave the job "chrooted", and the kernel refuses
+    # CLONE_NEWUSER (user namespaces) to chrooted processes.
+    cd $R || fail "cd $R"
+    mount --move . / || fail "mount --move $R /"
+    exec chroot . /run/qemu-harness-bin/busybox sh /run/qemu-harness-bin/init stage2
     fail "chroot into the new root failed"
 fi
 

@@ -134,7 +134,7 @@ con_path=$run/console.log
 
 args=(
     -nodefaults -no-user-config -display none -monitor none -no-reboot
-    -machine pc -accel tcg,thread=multi -cpu max -smp "$smp" -m "$memory"
+    -machine pc -accel tcg,thread=multi -cpu "${QEMU_CPU:-max}" -smp "$smp" -m "$memory"
     -kernel "$kernel" -initrd "$initrd" -append "$append"
     # ttyS0 = CMD's stdout, ttyS1 = CMD's stderr, ttyS2 = kernel console
     -chardev file,id=out,path=/proc/self/fd/1,append=on -serial chardev:out
