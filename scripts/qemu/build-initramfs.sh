@@ -27,9 +27,12 @@ die() { echo "build-initramfs: error: $*" >&2; exit 1; }
 [ -d "$moddir" ] || die "no modules for kernel $kver at $moddir (install linux-image-amd64)"
 busybox=
 for b in /bin/busybox /usr/bin/busybox; do
-    if [ -x "$b" ] && file -L "$b" 2>/dev/null | grep -q 'statically linked'; then busybox=$b; break; fi
-    # `file` may be missing: accept busybox if ldd says it is not dynamic.
-    if [ -x "$b" ] && ! command -v file >/dev/null && ! ldd "$b" >/dev/null 2>&1; then busybox=$b; break; fi
+    [ -x "$b" ] || continue
+    # Static? (`file` may be missing; ldd says "not a dynamic executable" for static binaries.)
+    if file -L "$b" 2>/dev/null | grep -q 'statically linked' \
+        || LC_ALL=C ldd "$b" 2>&1 | grep -qE 'not a dynamic executable|statically linked'; then
+        busybox=$b; break
+    fi
 done
 [ -n "$busybox" ] || die "no static busybox found (install busybox-static)"
 [ -f "$init_script" ] || die "missing $init_script"
