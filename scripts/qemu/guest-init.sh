@@ -95,6 +95,7 @@ fi
 # Let the UARTs drain before the power goes: stty waits for pending output (tcsetattr TCSADRAIN).
 $B stty raw <&3 2>/dev/null
 $B stty raw <&4 2>/dev/null
+$B sleep 0.3
 echo "$rc" >$H/status.tmp && $B mv $H/status.tmp $H/status
 echo "guest-init: job exited with status $rc at uptime $($B cut -d' ' -f1 /proc/uptime)s; powering off"
 $B sync
