@@ -228,7 +228,18 @@ def finish_run(r, timeout=240, check_parent=True):
             left = cgroup_dirs(PARENT)
         if left:
             leftovers.append((r.name, left))
+            remove_empty(PARENT)    # so that the next run's leftovers are its own
     return r
+
+
+def remove_empty(root):
+    """rmdir the (process-free) cgroups below root, deepest first."""
+    for dirpath, _, _ in sorted(os.walk(root), key=lambda t: -t[0].count("/")):
+        if dirpath != root:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
 
 
 def sb(name, opts, program, timeout=240):
@@ -441,6 +452,7 @@ def t_clone3():
         left = cgroup_dirs(PARENT)
         if left:
             leftovers.append(("clone3 under strace", left))
+            remove_empty(PARENT)
 
     # Host-side view of a running job: its cgroup, the limits written there, the server outside.
     tag = "7.2031"
