@@ -72,7 +72,10 @@ problems=()
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || problems+=("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
 if [ -z "$kver" ]; then
-    for k in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -rV); do
+    # Prefer the generic Debian kernel (linux-image-amd64: 6.1.0-N-amd64) over flavours such as
+    # -cloud-amd64 or -rt-amd64, which may lack drivers; then anything with its modules.
+    all=$(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -rV)
+    for k in $(grep -E '^[0-9.]+-[0-9]+-amd64$' <<<"$all") $all; do
         if [ -d "/lib/modules/$k" ]; then kver=$k; break; fi
     done
 fi
