@@ -10,7 +10,8 @@
 # .ko.gz are decompressed here so busybox insmod can load them).
 #
 # It is cached as OUT_DIR/initramfs-KERNEL_VERSION.cpio.gz (default OUT_DIR: <repo>/.build/qemu)
-# and rebuilt when the cache key changes: kernel version, modules.dep, busybox binary, init script.
+# and rebuilt when the cache key changes: kernel version, modules.dep, busybox binary, init script,
+# this script.
 set -euo pipefail
 
 kver=${1:?usage: build-initramfs.sh KERNEL_VERSION [OUT_DIR]}
@@ -54,7 +55,7 @@ done
 
 key=$( {
     echo "kernel=$kver"
-    sha256sum "$moddir/modules.dep" "$busybox" "$init_script" "${modules[@]}" 2>/dev/null
+    sha256sum "$moddir/modules.dep" "$busybox" "$init_script" "${BASH_SOURCE[0]}" "${modules[@]}" 2>/dev/null | cut -d" " -f1
     echo "modules=${modules[*]}"
 } | sha256sum | cut -d' ' -f1)
 
@@ -72,6 +73,21 @@ ln -s busybox "$stage/bin/sh"
 cp "$init_script" "$stage/init"
 chmod 755 "$stage/init"
 
+# Module signatures are dropped (unless the kernel enforces them): checking them costs seconds
+# of boot time under software emulation, and the modules come from the installed package anyway.
+# Layout of a signed module: ELF | signature | struct module_signature (12 bytes, __be32 sig_len
+# last) | "~Module signature appended~\n" (28 bytes).
+enforce=0
+grep -q '^CONFIG_MODULE_SIG_FORCE=y' "/boot/config-$kver" 2>/dev/null && enforce=1
+strip_signature() {
+    local f=$1 size len
+    [ $enforce = 0 ] || return 0
+    [ "$(tail -c 28 "$f")" = "~Module signature appended~" ] || return 0
+    size=$(stat -c %s "$f")
+    len=$(tail -c 32 "$f" | head -c 4 | od -An -tu1 | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
+    [ "$len" -gt 0 ] && [ "$len" -lt "$size" ] || return 0
+    truncate -s $((size - len - 40)) "$f"
+}
 : >"$stage/modules/order"
 for path in "${modules[@]}"; do
     name=$(basename "$path")
@@ -82,6 +98,7 @@ for path in "${modules[@]}"; do
         *.ko)     cp "$path" "$stage/modules/$name" ;;
         *) die "unexpected module file $path" ;;
     esac
+    strip_signature "$stage/modules/$name"
     echo "$name" >>"$stage/modules/order"
 done
 

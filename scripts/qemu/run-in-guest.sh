@@ -20,6 +20,8 @@
 #   --env NAME[=VALUE]  pass an environment variable (repeatable). PATH, HOME, LANG, LC_*, TERM
 #                       and every SANDBOX_* variable of the caller are passed automatically.
 #   --console           also copy the guest's kernel console to stderr (boot debugging)
+#                       (QEMU_NO_PVH=1: boot the installed bzImage instead of the extracted
+#                       PVH-bootable vmlinux, see extract-vmlinux.sh; QEMU_CPU: -cpu model)
 #   --quiet             no timing line on stderr at the end
 #   --check             only check that the harness can run here (qemu, kernel, modules,
 #                       busybox); prints the reason and exits 1 if not
@@ -102,6 +104,13 @@ fi
 
 mkdir -p "$state/runs"
 initrd=$(flock "$state/initramfs.lock" "$here/build-initramfs.sh" "$kver" "$state") || die "initramfs build failed"
+# Boot the uncompressed ELF kernel through its PVH entry when it can be extracted (about twice as
+# fast under emulation); QEMU_NO_PVH=1 boots the bzImage as installed.
+boot_image=$kernel
+if [ "${QEMU_NO_PVH:-}" != 1 ]; then
+    elf=$(flock "$state/initramfs.lock" "$here/extract-vmlinux.sh" "$kver" "$state")
+    [ -n "$elf" ] && boot_image=$elf
+fi
 
 # ---- the job: a bash script with the caller's cwd, selected environment and the command ----
 run=$(mktemp -d "$state/runs/run.XXXXXX")
@@ -134,14 +143,14 @@ trap 'echo "run-in-guest: terminated" >&2; exit 143' TERM
     printf '\n'
 } >"$run/job.sh"
 
-append="console=ttyS2 panic=-1 quiet loglevel=4 cgroup_no_v1=all mitigations=off nokaslr tsc=reliable"
+append="console=ttyS2 panic=-1 quiet loglevel=4 cgroup_no_v1=all mitigations=off nokaslr tsc=reliable ${QEMU_APPEND:-}"
 con_path=$run/console.log
 [ $console = 1 ] && con_path=/proc/self/fd/2
 
 args=(
     -nodefaults -no-user-config -display none -monitor none -no-reboot
     -machine pc -accel tcg,thread=multi -cpu "${QEMU_CPU:-max}" -smp "$smp" -m "$memory"
-    -kernel "$kernel" -initrd "$initrd" -append "$append"
+    -kernel "$boot_image" -initrd "$initrd" -append "$append"
     # ttyS0 = CMD's stdout, ttyS1 = CMD's stderr, ttyS2 = kernel console
     -chardev file,id=out,path=/proc/self/fd/1,append=on -serial chardev:out
     -chardev file,id=err,path=/proc/self/fd/2,append=on -serial chardev:err
