@@ -363,7 +363,7 @@ def t_memory():
     r = sb("oom", ["--memory", "64M", "--wall-time", "60"], [HOSTILE, "membomb"])
     mem = r.get("memory_bytes")
     check("memory: a memory bomb under --memory 64M -> memory_limit (OOM kill seen in memory.events)",
-          status_is(r, "memory_limit"), r.describe())
+          status_is(r, "memory_limit") and isinstance(mem, int) and mem <= 72 * MIB, r.describe())
     check("memory: peak of the OOM-killed job (memory.peak) is close to 64M",
           isinstance(mem, int) and 48 * MIB <= mem <= 72 * MIB, r.describe())
 
@@ -569,7 +569,11 @@ def t_delegated():
     s = service(2)
     r = finish_run(start("delegated-oom", ["--cgroup-delegated", "--memory", "64M", "--wall-time", "60"],
                          [HOSTILE, "membomb"], cgroup=s), 240, check_parent=False)
-    check("delegated: a memory bomb under --memory 64M -> memory_limit", status_is(r, "memory_limit"), r.describe())
+    mem = r.get("memory_bytes")
+    # The peak bound matters: without memory.max the bomb fills the guest until the global OOM
+    # killer strikes, and that kill is counted in the job's memory.events too.
+    check("delegated: a memory bomb under --memory 64M -> memory_limit, peak at most ~64M",
+          status_is(r, "memory_limit") and isinstance(mem, int) and mem <= 72 * MIB, r.describe())
     probs = after(s)
     check("delegated: no job cgroup left after an OOM kill", not probs, probs)
     remove_service(s)
