@@ -1,7 +1,10 @@
 /* Test programs for the cgroup v2 suite (scripts/qemu/cgroup-v2-suite.py), one binary, the first
  * argument picks the behaviour. Compiled inside the QEMU guest with gcc; runs inside the sandbox.
  *
- *   membomb                 allocate and touch 1 MiB chunks until killed (prints nothing)
+ *   membomb [MAX_MIB]       allocate and touch 1 MiB chunks until killed; if not killed after
+ *                           MAX_MIB (default 512, well below the guest's memory, so a missing
+ *                           limit fails fast instead of waking the global OOM killer), print
+ *                           "membomb: not stopped after MAX_MIB MiB" and exit 97
  *   alloc MIB               allocate and touch MIB MiB, print "allocated MIB", exit 0
  *   alloc-child MIB         a child allocates+touches MIB MiB and exits; the parent then sleeps
  *                           0.5 s with a small footprint and exits 0 (cgroup peak > process peak)
@@ -83,7 +86,10 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     setvbuf(stdout, NULL, _IONBF, 0);
     if (!strcmp(mode, "membomb")) {
-        for (;;) touch_alloc(1);
+        int max = argc > 2 ? atoi(argv[2]) : 512;
+        for (int i = 0; i < max; i++) touch_alloc(1);
+        printf("membomb: not stopped after %d MiB\n", max);
+        return 97;
     } else if (!strcmp(mode, "alloc") && argc > 2) {
         touch_alloc((size_t)atoi(argv[2]));
         printf("allocated %s\n", argv[2]);
