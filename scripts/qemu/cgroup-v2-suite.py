@@ -333,15 +333,21 @@ def preflight():
     if not os.access(BIN, os.X_OK):
         problems.append(f"{BIN} not found or not executable (build it: swift build -c release)")
     else:
-        try:
-            h = subprocess.run([BIN, "run", "--help"], capture_output=True, text=True, timeout=120)
-            text = h.stdout + h.stderr
-            if "--json" not in text:
-                problems.append(f"`{BIN} run --help` (status {h.returncode}) does not mention --json; "
-                                f"the binary does not implement the run contract yet:\n{text[:1500]}")
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"`{BIN} run --help` failed: {e!r}")
-    if not check("preflight: sandbox-server binary present and `run --help` mentions --json", not problems, problems):
+        # `run --help`; ArgumentParser commands that pass unknown arguments through to PROGRAM
+        # reject that, so `help run` is asked too.
+        texts = []
+        for args in (["run", "--help"], ["help", "run"]):
+            try:
+                h = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=120)
+                texts.append(f"$ sandbox-server {' '.join(args)}  (status {h.returncode})\n{h.stdout}{h.stderr}")
+            except Exception as e:  # noqa: BLE001
+                texts.append(f"$ sandbox-server {' '.join(args)}: {e!r}")
+            if "--json" in texts[-1]:
+                break
+        else:
+            problems.append("neither `run --help` nor `help run` mentions --json; the binary does not "
+                            "implement the run contract yet:\n" + "\n".join(t[:1500] for t in texts))
+    if not check("preflight: sandbox-server binary present and its run help mentions --json", not problems, problems):
         finish()
 
 
