@@ -18,7 +18,11 @@ Environment:
   SANDBOX_SERVER_BIN   binary to test (default: <repo>/.build/release/sandbox-server)
   SANDBOX_SUITE_ONLY   comma-separated substrings: run only the sandbox checks whose name
                        contains one of them (the env: and preflight checks always run)
-  SANDBOX_TEST_BREAK   not read here; passed unchanged to sandbox-server (see docs/qemu-harness.md)
+  SANDBOX_TEST_BREAK   write:NAME[,NAME...] -- deliberately break the product: sandbox-server runs with
+                       break-write.so preloaded, which sends its writes to cgroup files with those
+                       base names (cgroup.kill, memory.max, pids.max, ...) to /dev/null; the
+                       matching checks must then fail. Any value is also passed on to
+                       sandbox-server unchanged (for a hook of its own).
   SANDBOX_SUITE_ALLOW_HOST=1  allow running outside the QEMU guest (it writes to the cgroup root
                        and /usr/local/lib; meant for a disposable cgroup v2 machine only)
 """
@@ -37,6 +41,9 @@ PARENT = os.path.join(CG, "sandbox-server")          # default --cgroup-parent
 WORK = "/tmp/cgv2-suite"                              # boxes, markers, scratch (guest tmpfs)
 TOOLS = "/usr/local/lib/cgv2-suite"                   # visible inside the sandbox via /usr
 HOSTILE = os.path.join(TOOLS, "hostile")
+BREAK = os.environ.get("SANDBOX_TEST_BREAK", "")
+BREAK_SO = os.path.join(TOOLS, "break-write.so")
+BIN_ENV = None          # environment of sandbox-server runs (None: the suite's own)
 MIB = 1 << 20
 ONLY = [s for s in os.environ.get("SANDBOX_SUITE_ONLY", "").split(",") if s]
 
@@ -212,7 +219,7 @@ def start(name, opts, program, cgroup=None):
     global run_counter
     run_counter += 1
     argv = [BIN, "run", "--json"] + opts + ["--"] + program
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=BIN_ENV,
                             stderr=subprocess.PIPE, text=True, errors="replace",
                             preexec_fn=enter_cgroup(cgroup) if cgroup else None)
     return Run(name, proc, argv)
@@ -280,6 +287,16 @@ def env_checks():
     if not check("env: gcc builds the test programs", cc.returncode == 0 and os.access(HOSTILE, os.X_OK),
                  [cc.stderr]):
         finish()
+    if BREAK.startswith("write:"):
+        global BIN_ENV
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "break-write.c")
+        cc = subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", BREAK_SO, src, "-ldl"],
+                            capture_output=True, text=True)
+        if not check("env: gcc builds break-write.so (SANDBOX_TEST_BREAK)", cc.returncode == 0, [cc.stderr]):
+            finish()
+        BIN_ENV = dict(os.environ, LD_PRELOAD=BREAK_SO)
+        out(f"# BREAK MODE (SANDBOX_TEST_BREAK={BREAK}): sandbox-server's writes to {BREAK[6:]} go to "
+            f"/dev/null; the checks that depend on them must fail")
 
     # Manual cgroup v2 tests with a group made by hand: memory.peak, OOM in memory.events,
     # cgroup.kill. Afterwards the root's subtree_control is restored, so that sandbox-server
@@ -441,6 +458,32 @@ def t_kill():
     check("kill: after a wall time limit no process of the job survives (cgroup.kill)",
           status_is(r, "time_limit") and clean, d)
 
+    # The outcome checks above also pass when the job's PID namespace takes the orphans down with
+    # its init; this one checks the mechanism: ending a job at its time limit writes cgroup.kill.
+    if not shutil.which("strace"):
+        check("kill: ending a job at its wall time limit writes cgroup.kill (strace)", False,
+              ["strace not installed (Debian package strace, in the Makefile's TEST_PACKAGES)"])
+        return
+    st = os.path.join(WORK, "strace-kill.log")
+    argv = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", st,
+            BIN, "run", "--json", "--wall-time", "2", "--", "/bin/sleep", "30"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=BIN_ENV)
+    opens = [l for l in (read(st, "") or "").splitlines()
+             if 'cgroup.kill"' in l and ("O_WRONLY" in l or "O_RDWR" in l) and "= -1" not in l]
+    try:
+        status = json.loads(p.stdout).get("status")
+    except ValueError:
+        status = None
+    check("kill: ending a job at its wall time limit writes cgroup.kill (strace)",
+          bool(opens) and status == "time_limit",
+          [f"command: {' '.join(argv)} -> status {p.returncode}, json status {status!r}",
+           "stdout: " + p.stdout[:500], "stderr: " + p.stderr[-500:],
+           f"successful opens of cgroup.kill for writing: {opens[:5]}"])
+    left = cgroup_dirs(PARENT)
+    if left:
+        leftovers.append(("kill under strace", left))
+        remove_empty(PARENT)
+
 
 def t_clone3():
     st = os.path.join(WORK, "strace.log")
@@ -449,7 +492,7 @@ def t_clone3():
               ["strace not installed (Debian package strace, in the Makefile's TEST_PACKAGES)"])
     else:
         argv = ["strace", "-f", "-qq", "-e", "trace=clone3", "-o", st, BIN, "run", "--json", "--", "/bin/true"]
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=BIN_ENV)
         log = read(st, "") or ""
         hits = [l for l in log.splitlines() if "CLONE_INTO_CGROUP" in l]
         check("clone3: the job is started with clone3(CLONE_INTO_CGROUP)", bool(hits) and p.returncode == 0,
