@@ -6,7 +6,8 @@
 #
 # If the harness cannot run here (no qemu, no kernel image, ...) this FAILS, loudly, unless
 # SANDBOX_SKIP_QEMU=1 is set (an explicit opt-out for development machines; CI never sets it).
-# QEMU_TIMEOUT (seconds, default 1200) bounds the whole guest run.
+# QEMU_TIMEOUT (seconds, default 1200) bounds the whole guest run. SANDBOX_TEST_BREAK=write:NAME,...
+# deliberately breaks the binary's writes to those cgroup files (see docs/qemu-harness.md).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,7 +30,8 @@ if ! reason=$(bash scripts/qemu/run-in-guest.sh --check 2>&1); then
     exit 1
 fi
 
-bin=.build/release/sandbox-server
+# SANDBOX_SERVER_BIN (absolute path) tests another build; it reaches the guest like every SANDBOX_*.
+bin=${SANDBOX_SERVER_BIN:-.build/release/sandbox-server}
 if [ ! -x "$bin" ]; then
     echo "FAIL: $bin not found; scripts/test-all.sh builds it before the suites run" >&2
     exit 1
