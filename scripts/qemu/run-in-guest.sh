@@ -177,7 +177,8 @@ exec 5>&- 6>&-
 # Watchdog: kill a guest that outlives the time limit.
 # (Polls once a second, so no long sleep outlives the guest.)
 (
-    for ((i = 0; i < timeout_s; i++)); do
+    deadline=$((SECONDS + timeout_s))
+    while [ "$SECONDS" -lt "$deadline" ]; do
         sleep 1
         kill -0 "$qemu_pid" 2>/dev/null || exit 0
     done
