@@ -86,7 +86,9 @@ exec 3>/dev/ttyS0 4>/dev/ttyS1
 $B stty raw -echo <&3 2>/dev/null
 $B stty raw -echo <&4 2>/dev/null
 if [ -x /bin/bash ]; then
-    /bin/bash $H/job.sh </dev/null >&3 2>&4
+    # job.sh moves its stderr to fd 4 itself (first line), so that this shell's own "Killed"
+    # report for a job ended by a signal goes to the console log, not into the job's stderr.
+    /bin/bash $H/job.sh </dev/null >&3 2>/dev/console
     rc=$?
 else
     echo "qemu-harness: /bin/bash not found in the shared root" >&4
