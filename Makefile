@@ -9,7 +9,7 @@ SYSTEM_PACKAGES := build-essential pkg-config libsqlite3-dev libseccomp-dev libc
 	python3 python3-venv gcc g++ default-jdk-headless nodejs bash coreutils
 # Extra tools the test suite and benchmarks use.
 TEST_PACKAGES := bubblewrap nginx-light wrk qemu-system-x86 linux-image-amd64 busybox-static python3-yaml \
-	systemd iproute2 curl
+	systemd iproute2 curl strace
 # Optional languages (enabled when their toolchain is installed).
 EXTRA_LANGUAGES := php-cli fp-compiler
 
