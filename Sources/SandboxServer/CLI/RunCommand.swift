@@ -70,7 +70,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print one JSON object describing the run.")
     var json = false
 
-    @Argument(parsing: .captureForPassthrough, help: "The program (absolute path inside the sandbox) and its arguments.")
+    @Argument(parsing: .remaining, help: "The program (absolute path inside the sandbox) and its arguments.")
     var command: [String] = []
 
     mutating func validate() throws {
