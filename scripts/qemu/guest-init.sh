@@ -4,7 +4,7 @@
 # Stage 1 (initramfs): load the virtio/9p/overlay modules, mount the host's root filesystem
 # (9p tag "host", read-only) under a tmpfs overlay at /newroot, mount the harness run directory
 # (9p tag "harness", read-write: job.sh in, status out) at /newroot/run/qemu-harness, mount proc,
-# sysfs, devtmpfs, devpts, /dev/shm, /tmp, /run and cgroup2 (on /sys/fs/cgroup), then move
+# sysfs, devtmpfs, devpts, /dev/shm, /run and cgroup2 (on /sys/fs/cgroup), then move
 # /newroot onto / (like switch_root) and re-exec this script there as stage 2 (still PID 1, so
 # the kernel's usermode helpers such as modprobe see the same root).
 # Stage 2 (new root): run /run/qemu-harness/job.sh with the host's bash, its stdout on ttyS0 and
@@ -57,7 +57,8 @@ if [ "$1" != stage2 ]; then
     mkdir -p $R/dev/pts $R/dev/shm
     mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts || fail "devpts"
     mount -t tmpfs -o mode=1777 shm $R/dev/shm || fail "/dev/shm"
-    mount -t tmpfs -o mode=1777 tmp $R/tmp || fail "/tmp"
+    # No separate tmpfs on /tmp: the overlay already makes it writable, and the host's /tmp must
+    # stay visible (a checkout, CI's included, may live there).
     mount -t tmpfs -o mode=755 run $R/run || fail "/run"
     mkdir -p $R/run/qemu-harness $R/run/qemu-harness-bin
     mount --move /mnt/rw $R/run/qemu-harness || fail "move the harness share"

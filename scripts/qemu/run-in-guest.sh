@@ -7,7 +7,7 @@
 # The guest sees the host's whole root filesystem read-only (virtio-9p) under a tmpfs overlay,
 # so every path (the repository, .build/release/sandbox-server, python3, gcc, ...) is the same
 # inside; writes land in guest memory and are discarded. CMD runs with the caller's working
-# directory, with fresh proc/sysfs/devtmpfs, tmpfs /tmp and /run, and cgroup2 on /sys/fs/cgroup.
+# directory, with fresh proc/sysfs/devtmpfs, a tmpfs /run, the host's /tmp under the overlay, and cgroup2 on /sys/fs/cgroup.
 # Its stdout and stderr are streamed to this script's stdout and stderr (two serial lines).
 #
 # Options:
