@@ -33,6 +33,8 @@ let package = Package(
         // MARK: JobStore — durable queue on the system SQLite.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "JobStore", dependencies: ["CSQLite"], swiftSettings: strictSwift),
+        // Test helper: writes to a store until SIGKILLed (JobStoreTests' crash-consistency test).
+        .executableTarget(name: "JobStoreCrashWriter", dependencies: ["JobStore"], swiftSettings: strictSwift),
 
         // MARK: HTTPCore — HTTP/1.1 on POSIX sockets.
         .target(name: "CHTTPCoreShims", cSettings: [.define("_GNU_SOURCE")]),
@@ -51,7 +53,9 @@ let package = Package(
 
         // MARK: Tests, one folder per module.
         .testTarget(name: "IsolationTests", dependencies: ["Isolation"], swiftSettings: strictSwift),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "JobStoreTests", dependencies: ["JobStore", "CSQLite", "JobStoreCrashWriter"],
+            swiftSettings: strictSwift),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"], swiftSettings: strictSwift),
         .testTarget(name: "SandboxServerTests", dependencies: ["SandboxServer"], swiftSettings: strictSwift),
     ],

@@ -1,2 +1,99 @@
-// JobStore: durable job queue on SQLite. Implementation lands with issue 3.
-import CSQLite
+import Foundation
+
+/// The durable job queue the service depends on. `SQLiteJobStore` is the embedded default; a
+/// PostgreSQL backend for multi-node deployments can conform without changing callers.
+///
+/// Every method is synchronous and safe to call from any thread. Writes either happen completely
+/// or not at all; a thrown `JobStoreError` with `isTemporarilyUnavailable` maps to HTTP 503.
+public protocol JobStore: Sendable {
+    // MARK: Jobs
+
+    /// Inserts a job, or returns the existing job with the same idempotency key and request hash.
+    /// Throws `.idempotencyConflict` when the key was used with a different request hash.
+    func insert(_ job: NewJob) throws(JobStoreError) -> Submission
+
+    /// Inserts all jobs in one transaction: all are stored, or none are.
+    func insert(batch jobs: [NewJob]) throws(JobStoreError) -> [Submission]
+
+    /// The job with this id, with its request and result; nil when unknown (or purged).
+    func job(id: JobID) throws(JobStoreError) -> JobRecord?
+
+    /// The job previously submitted with this idempotency key; throws `.idempotencyConflict` when
+    /// it was submitted with a different request hash.
+    func job(idempotency: Idempotency) throws(JobStoreError) -> JobID?
+
+    /// Jobs matching the filter, newest first, one page at a time.
+    func list(_ filter: JobFilter) throws(JobStoreError) -> JobPage
+
+    /// Atomically takes the next queued job (highest priority, then oldest) for `worker`, with a
+    /// lease of `leaseMilliseconds`; nil when the queue is empty.
+    func claimNext(worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> JobRecord?
+
+    /// Extends the worker's lease; returns the new expiry. Throws `.leaseLost` when the worker no
+    /// longer owns the job.
+    func renewLease(id: JobID, worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> Timestamp
+
+    /// Stores the result and finishes the job; enqueues `webhook` in the same transaction.
+    /// Throws `.leaseLost` when the worker no longer owns the job (cancelled, requeued, reclaimed).
+    func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError)
+
+    /// Cancels a queued or running job (enqueueing `webhook` with it); returns the state after the
+    /// call, which is the unchanged final state when the job had already finished or was cancelled.
+    func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState
+
+    /// Requeues running jobs whose lease has expired; a job that has used all its attempts finishes
+    /// as `internal_error` with a message saying why (and a webhook if it has a callback URL).
+    func requeueExpiredLeases() throws(JobStoreError) -> RequeueReport
+
+    /// Deletes finished and cancelled jobs that finished before `cutoff`, with their test results
+    /// and webhook deliveries; returns how many jobs were deleted.
+    func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int
+
+    /// How many jobs are in each state.
+    func countsByState() throws(JobStoreError) -> StateCounts
+
+    // MARK: Webhooks
+
+    /// Enqueues a webhook delivery for a job, due now.
+    func enqueueWebhook(jobID: JobID, _ webhook: WebhookRequest) throws(JobStoreError) -> Int64
+
+    /// Takes up to `limit` pending deliveries that are due, counts an attempt for each and hides
+    /// them from other callers for `inFlightMilliseconds` (so a crashed sender's deliveries retry).
+    func claimDueWebhooks(limit: Int, inFlightMilliseconds: Int64) throws(JobStoreError) -> [WebhookDelivery]
+
+    /// Records a successful delivery.
+    func markWebhookDelivered(id: Int64) throws(JobStoreError)
+
+    /// Records a failed attempt: reschedules with exponential backoff, or marks the delivery failed
+    /// once its attempts are used up. Returns the resulting state.
+    func recordWebhookFailure(id: Int64, error: String) throws(JobStoreError) -> WebhookState
+
+    /// Gives up on a delivery at once (e.g. the receiver answered with a permanent error).
+    func markWebhookFailed(id: Int64, error: String) throws(JobStoreError)
+
+    /// One delivery by id (for inspection and tests).
+    func webhook(id: Int64) throws(JobStoreError) -> WebhookDelivery?
+
+    // MARK: File cache
+
+    /// Stores (or replaces) a support file, evicting least-recently-used files to stay under the
+    /// cache capacity. Throws `.fileTooLarge` when the file alone exceeds the capacity.
+    func putFile(id: String, contents: Data) throws(JobStoreError)
+
+    /// The file's metadata, marking it used; nil when absent (never stored or evicted).
+    func fileInfo(id: String) throws(JobStoreError) -> CachedFile?
+
+    /// The file's bytes, marking it used; nil when absent.
+    func fileContents(id: String) throws(JobStoreError) -> Data?
+
+    /// Total bytes of all cached files.
+    func fileCacheSize() throws(JobStoreError) -> Int64
+
+    // MARK: Storage
+
+    /// The database file's size in pages.
+    func storageStats() throws(JobStoreError) -> StorageStats
+
+    /// Returns up to `maxPages` free pages (all when nil) to the file system; returns pages freed.
+    func incrementalVacuum(maxPages: Int?) throws(JobStoreError) -> Int64
+}

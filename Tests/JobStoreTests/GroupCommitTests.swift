@@ -1,0 +1,70 @@
+import Dispatch
+import Foundation
+import JobStore
+import Synchronization
+import Testing
+
+@Suite struct GroupCommitTests {
+    @Test func concurrentWritersAreAllAcknowledgedAndAFailingWriteFailsAlone() throws {
+        let fixture = try Fixture()
+        _ = try fixture.store.insert(NewJob(language: "c", request: Data(), idempotency: Idempotency(key: "taken", requestHash: "1")))
+        let store = fixture.store
+        let acknowledged = Mutex<[JobID]>([])
+        let conflicts = Mutex<Int>(0)
+        let unexpected = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for index in 0..<40 {
+                // Every tenth write from each thread reuses a key with another request: it must fail
+                // with a conflict without taking the writes grouped with it down.
+                let conflicting = index % 10 == 9
+                let newJob = NewJob(
+                    language: "c", request: Data("\(thread)-\(index)".utf8),
+                    idempotency: conflicting ? Idempotency(key: "taken", requestHash: "other") : nil)
+                do {
+                    let id = try store.insert(newJob).id
+                    acknowledged.withLock { $0.append(id) }
+                } catch let error as JobStoreError where error.code == .idempotencyConflict && conflicting {
+                    conflicts.withLock { $0 += 1 }
+                } catch {
+                    unexpected.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(unexpected.withLock { $0 } == [])
+        #expect(conflicts.withLock { $0 } == 8 * 4)
+        let ids = acknowledged.withLock { $0 }
+        #expect(ids.count == 8 * 36)
+        #expect(Set(ids).count == ids.count)
+        #expect(try fixture.store.countsByState().queued == 8 * 36 + 1)
+        for id in ids { #expect(try fixture.store.job(id: id) != nil) }
+    }
+
+    @Test func concurrentMixedWritesKeepTheirOwnResults() throws {
+        let fixture = try Fixture()
+        let ids = try fixture.store.insert(batch: (0..<60).map { job("\($0)") }).map(\.id)
+        let store = fixture.store
+        let failures = Mutex<[String]>([])
+        let finished = Mutex<[JobID: String]>([:])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                while let claimed = try store.claimNext(worker: "w\(worker)", leaseMilliseconds: 60_000) {
+                    let verdict = "v-\(claimed.id.rawValue)"
+                    try store.complete(id: claimed.id, worker: "w\(worker)", result: JobResult(
+                        verdict: Verdict(rawValue: verdict), tests: [TestResult(verdict: "accepted", stdout: Data(verdict.utf8))]),
+                        webhook: nil)
+                    finished.withLock { $0[claimed.id] = verdict }
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let results = finished.withLock { $0 }
+        #expect(Set(results.keys) == Set(ids))
+        for (id, verdict) in results {
+            let record = try #require(try fixture.store.job(id: id))
+            #expect(record.result?.verdict.rawValue == verdict)
+            #expect(record.result?.tests.first?.stdout == Data(verdict.utf8))
+        }
+    }
+}
