@@ -39,6 +39,8 @@ let package = Package(
         // MARK: HTTPCore — HTTP/1.1 on POSIX sockets.
         .target(name: "CHTTPCoreShims", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "HTTPCore", dependencies: ["CHTTPCoreShims"], swiftSettings: strictSwift),
+        // libFuzzer target for the request parser (scripts/fuzz-http.sh); a replay tool otherwise.
+        .executableTarget(name: "HTTPParserFuzzer", dependencies: ["HTTPCore"], swiftSettings: strictSwift),
 
         // MARK: The executable.
         .executableTarget(
@@ -56,7 +58,7 @@ let package = Package(
         .testTarget(
             name: "JobStoreTests", dependencies: ["JobStore", "CSQLite", "JobStoreCrashWriter"],
             swiftSettings: strictSwift),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"], swiftSettings: strictSwift),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"], exclude: ["FuzzCorpus"], swiftSettings: strictSwift),
         .testTarget(name: "SandboxServerTests", dependencies: ["SandboxServer"], swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
