@@ -197,6 +197,14 @@ public struct SandboxSlot: Sendable {
     /// The slot's box, for writing inputs before and reading artifacts after runs.
     public var box: SlotBox { sandbox.boxes[index] }
 
+    /// Replaces the slot's box with a fresh one of `sizeBytes` holding `files`, without running
+    /// anything: later runs use it with ``BoxMode/keep`` or ``BoxMode/copyOnWrite`` (an interpreted
+    /// program's sources, shared read-only by every test).
+    public func prepareBox(files: [BoxFile], sizeBytes: Int) throws(SandboxError) {
+        try box.reset(sizeBytes: sizeBytes)
+        try box.write(files)
+    }
+
     /// Runs one program in this slot.
     public func run(_ spec: RunSpec) -> RunResult {
         Supervisor(sandbox: sandbox, slot: index).run(spec)

@@ -101,6 +101,21 @@ struct SandboxFunctionalTests {
         }
     }
 
+    @Test func interpretedSourcesArePreparedOnceAndSharedCopyOnWrite() throws {
+        let fixture = try SandboxFixture(slots: 1)
+        try fixture.sandbox.withSlot { slot in
+            try slot.prepareBox(files: [BoxFile(path: "main.py", text: "import sys\nopen('out', 'w').write('x')\nprint(int(sys.stdin.read()) * 2)")],
+                                sizeBytes: 8 << 20)
+            for (input, expected) in [("21", "42\n"), ("5", "10\n")] {
+                let run = slot.run(RunSpec(executable: "/usr/bin/python3", arguments: ["main.py"], box: .copyOnWrite,
+                                           stdin: .bytes(Array(input.utf8))))
+                #expect(run.stdoutText == expected, "\(run)")
+            }
+            let leftover = try slot.box.read("out")
+            #expect(leftover == nil)
+        }
+    }
+
     @Test func cppJavaNodeAndBashWork() throws {
         let fixture = try SandboxFixture(slots: 1)
         let roomy = ResourceLimits(cpuTimeMilliseconds: 20_000, wallTimeMilliseconds: 40_000, memoryBytes: 1 << 30, processes: 128)
