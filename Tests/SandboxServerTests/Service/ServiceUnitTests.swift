@@ -154,3 +154,11 @@ import Testing
         #expect(served == documented, "served but undocumented: \(served.subtracting(documented)); documented but not served: \(documented.subtracting(served))")
     }
 }
+
+@Suite struct ServiceDocumentationTests {
+    /// docs/service.md carries the table generated from the settings definitions, verbatim.
+    @Test func configurationTableInDocsIsCurrent() throws {
+        let document = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/service.md"), encoding: .utf8)
+        #expect(document.contains(ServerSettings.markdownTable), "replace the table in docs/service.md with:\n\(ServerSettings.markdownTable)")
+    }
+}
