@@ -49,11 +49,14 @@ struct APIRoutes: Sendable {
         let submitted = try service.submit(body: request.body, idempotencyKey: request.headers["Idempotency-Key"])
         var view = submitted.view
         var status: HTTPStatus = submitted.created ? .created : .ok
+        var json: [UInt8]?
         if let wait {
-            view = try service.wait(id: view.id, timeout: wait)
+            let waited = try service.waitRendered(id: view.id, timeout: wait)
+            view = waited.view
+            json = waited.json
             status = view.state == .finished || view.state == .cancelled ? .ok : .accepted
         }
-        var response = Self.json(view, status: status)
+        var response = json.map { Self.json(bytes: $0, status: status) } ?? Self.json(view, status: status)
         response.headers.replaceOrAdd(name: "Location", value: "/v1/jobs/\(view.id)")
         return response
     }
@@ -65,8 +68,8 @@ struct APIRoutes: Sendable {
 
     private func getJob(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
         let id = request.parameter("id") ?? ""
-        if let wait = try waitDuration(request) { return Self.json(try service.wait(id: id, timeout: wait)) }
-        return Self.json(try service.job(id: id))
+        if let wait = try waitDuration(request) { return Self.json(bytes: try service.waitRendered(id: id, timeout: wait).json) }
+        return Self.json(bytes: try service.renderedJob(id: id).json)
     }
 
     private func deleteJob(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
@@ -202,6 +205,10 @@ struct APIRoutes: Sendable {
             throw APIError(.invalidValue, "wait is \(text) seconds but the maximum is \(Int(maximum))", field: "wait")
         }
         return .milliseconds(Int64(seconds * 1000))
+    }
+
+    static func json(bytes: [UInt8], status: HTTPStatus = .ok) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(bytes))
     }
 
     static func json(_ value: some Encodable, status: HTTPStatus = .ok) -> HTTPResponse {

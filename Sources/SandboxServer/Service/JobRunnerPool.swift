@@ -22,6 +22,9 @@ final class JobRunnerPool: Sendable {
     private let liveThreads = Atomic<Int>(0)
     /// Unique per process, so a restarted server never mistakes an old lease for its own.
     private let workerPrefix: String
+    /// Bounds completions in flight (see `finish`).
+    private let completionSlots: DispatchSemaphore
+    private let pendingCompletions = Atomic<Int>(0)
 
     init(service: JobService, sandbox: Sandbox, workers: Int, lease: Duration, logger: Logger) {
         self.service = service
@@ -29,6 +32,7 @@ final class JobRunnerPool: Sendable {
         self.workers = workers
         self.lease = lease
         self.logger = logger
+        completionSlots = DispatchSemaphore(value: max(1, workers))
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         workerPrefix = "\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -52,7 +56,8 @@ final class JobRunnerPool: Sendable {
         while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline { usleep(10_000) }
         for (_, job) in service.running.all { job.token.cancel() }
         let hardDeadline = ContinuousClock.now + .seconds(5)
-        while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < hardDeadline { usleep(10_000) }
+        while liveThreads.load(ordering: .acquiring) > 0 || pendingCompletions.load(ordering: .acquiring) > 0,
+              ContinuousClock.now < hardDeadline { usleep(10_000) }
     }
 
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -91,11 +96,12 @@ final class JobRunnerPool: Sendable {
         let id = record.id.rawValue
         let token = RunCancellation()
         service.running.register(id, worker: worker, token: token)
-        defer { service.running.remove(id) }
-        service.events.publish(id, .state(StoredJob.view(of: record)))
+        // The request is decoded once per job: it is the costly part of rendering its views.
+        let request = StoredJob.request(of: record)
+        service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
 
-        guard let request = StoredJob.request(of: record) else {
-            finish(id, worker: worker, result: StoredJob.internalErrorResult("the stored request could not be read"), record: record)
+        guard let request else {
+            finish(record, request: nil, worker: worker, result: StoredJob.internalErrorResult("the stored request could not be read"))
             return
         }
         let job: ValidatedJob
@@ -103,7 +109,8 @@ final class JobRunnerPool: Sendable {
             job = try service.validator.validate(request)
         } catch {
             // Valid when submitted; e.g. the language's toolchain is gone after a restart.
-            finish(id, worker: worker, result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"), record: record)
+            finish(record, request: request, worker: worker,
+                   result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
             return
         }
         var executor = JobExecutor(job: job, cancellation: token)
@@ -114,21 +121,40 @@ final class JobRunnerPool: Sendable {
         case .cancelled:
             // Cancelled by a client (the store already says so) or stopped by shutdown (the
             // lease runs out and the job is requeued on the next start).
+            service.running.remove(id)
             logger.info("job stopped", metadata: ["job": "\(id)", "shutdown": "\(stopping.load(ordering: .relaxed))"])
         case .graded(let grade, let compile):
-            finish(id, worker: worker, result: StoredJob.result(grade: grade, compile: compile), record: record)
+            finish(record, request: request, worker: worker, result: StoredJob.result(grade: grade, compile: compile))
         }
     }
 
-    /// Stores the result (with its webhook in the same transaction) and tells the waiters.
-    private func finish(_ id: String, worker: String, result: JobResult, record: JobRecord) {
+    /// Stores the result (with its webhook in the same transaction) and tells the waiters — on a
+    /// completion thread, so the runner claims its next job while the result is being synced to
+    /// disk. The job stays registered (its lease renewed) until it is stored; if the process dies
+    /// before, the job runs again after its lease expires. At most `workers` completions are in
+    /// flight, so a slow disk slows the runners instead of piling up results in memory.
+    private func finish(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+        completionSlots.wait()
+        pendingCompletions.add(1, ordering: .relaxed)
+        DispatchQueue.global().async { [self] in
+            defer {
+                pendingCompletions.subtract(1, ordering: .releasing)
+                completionSlots.signal()
+            }
+            complete(record, request: request, worker: worker, result: result)
+        }
+    }
+
+    private func complete(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+        let id = record.id.rawValue
+        defer { service.running.remove(id) }
         var webhook: WebhookRequest?
         if let url = record.callbackURL {
             var finished = record
             finished.state = .finished
             finished.result = result
             finished.finishedAt = .now
-            webhook = WebhookRequest(url: url, payload: APIJSON.encode(StoredJob.view(of: finished)))
+            webhook = WebhookRequest(url: url, payload: APIJSON.encode(StoredJob.view(of: finished, request: request)))
         }
         do {
             try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)
@@ -137,7 +163,10 @@ final class JobRunnerPool: Sendable {
         } catch {
             logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
         }
-        if let view = try? service.job(id: id) { service.events.publish(id, .state(view)) }
+        // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
+        if let stored = try? service.store.job(id: record.id) {
+            service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
+        }
     }
 
     // MARK: Leases

@@ -34,6 +34,10 @@ final class JobService: Sendable {
     /// the store on every submission.
     private let queueDepthCache = Mutex<(measuredAt: UInt64, queued: Int)?>(nil)
     private static let queueDepthCacheNanoseconds: UInt64 = 100_000_000
+    /// Finished jobs never change (until deleted), so their rendered JSON is kept: reading a
+    /// finished job — the most frequent request of a polling client — costs no store read and no
+    /// JSON work.
+    let finishedJobs = FinishedJobCache(capacity: 4_096)
 
     init(store: any JobStore, validator: JobRequestValidator, events: JobEventHub = JobEventHub(),
          running: RunningJobs = RunningJobs(), webhookPolicy: WebhookPolicy = WebhookPolicy(allow: []),
@@ -82,7 +86,9 @@ final class JobService: Sendable {
             noteQueued(1)
             workAvailable.signal()
         }
-        return Submitted(view: try self.job(id: submission.id.rawValue), created: submission.created)
+        guard submission.created else { return Submitted(view: try self.job(id: submission.id.rawValue), created: false) }
+        guard let record = try record(id: submission.id.rawValue) else { throw Self.notFound(submission.id.rawValue) }
+        return Submitted(view: StoredJob.view(of: record, request: request), created: true)
     }
 
     /// Validates each job of a batch on its own and queues the valid ones in one transaction;
@@ -134,21 +140,40 @@ final class JobService: Sendable {
 
     /// The job as the API shows it; 404 when unknown.
     func job(id: String) throws(APIError) -> JobView {
+        try renderedJob(id: id).view
+    }
+
+    /// The job with its JSON encoding (from the cache for finished jobs).
+    func renderedJob(id: String) throws(APIError) -> RenderedJob {
+        if let cached = finishedJobs[id] { return cached }
         guard let record = try record(id: id) else { throw Self.notFound(id) }
-        return StoredJob.view(of: record)
+        return rendered(StoredJob.view(of: record))
+    }
+
+    /// Encodes a view, remembering it when the job is finished or cancelled.
+    func rendered(_ view: JobView) -> RenderedJob {
+        let rendered = RenderedJob(view: view, json: Array(APIJSON.encode(view)))
+        if view.state == .finished || view.state == .cancelled { finishedJobs[view.id] = rendered }
+        return rendered
     }
 
     /// The job once it is finished or cancelled, or as it is when `timeout` (capped at
     /// `maxWait`) runs out.
     func wait(id: String, timeout: Duration) throws(APIError) -> JobView {
+        try waitRendered(id: id, timeout: timeout).view
+    }
+
+    /// ``wait(id:timeout:)`` with the JSON encoding of the job.
+    func waitRendered(id: String, timeout: Duration) throws(APIError) -> RenderedJob {
+        if let cached = finishedJobs[id] { return cached }
         let subscription = events.subscribe(id)
         defer { events.unsubscribe(subscription) }
         let deadline = ContinuousClock.now + min(timeout, configuration.maxWait)
         while true {
-            let view = try job(id: id)
-            if view.state == .finished || view.state == .cancelled { return view }
+            let job = try renderedJob(id: id)
+            if job.view.state == .finished || job.view.state == .cancelled { return job }
             let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero { return view }
+            if remaining <= .zero { return job }
             // Events wake us at once; the periodic re-read covers jobs finished elsewhere
             // (e.g. abandoned by the lease reaper).
             _ = subscription.next(timeout: min(remaining, .seconds(1)))
@@ -209,13 +234,15 @@ final class JobService: Sendable {
             }
             let state = try storeCall { () throws(JobStoreError) in try store.cancel(id: JobID(id), webhook: webhook) }
             running.cancel(id)
-            let view = try job(id: id)
+            guard let after = try self.record(id: id) else { throw Self.notFound(id) }
+            let view = rendered(StoredJob.view(of: after)).view
             if state == .cancelled { events.publish(id, .state(view)) }
             if record.state == .queued { invalidateQueueDepth() }
             return view
         case .finished, .cancelled:
             let view = StoredJob.view(of: record)
             let deleted = try storeCall { () throws(JobStoreError) in try store.deleteFinished(id: JobID(id)) }
+            finishedJobs[id] = nil
             guard deleted else { throw APIError(.conflict, "job \(id) changed state while it was being deleted; try again") }
             return view
         }
@@ -312,4 +339,46 @@ final class RunningJobs: Sendable {
     }
 
     var all: [(id: String, job: RunningJob)] { tokens.withLock { $0.map { ($0.key, $0.value) } } }
+}
+
+/// A job view with its JSON, so handlers send bytes encoded once.
+struct RenderedJob: Sendable {
+    let view: JobView
+    let json: [UInt8]
+}
+
+/// Rendered finished jobs by id, at most `capacity`, oldest insertions evicted first.
+final class FinishedJobCache: Sendable {
+    private struct State {
+        var entries: [String: RenderedJob] = [:]
+        var order: [String] = []
+        var head = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    subscript(id: String) -> RenderedJob? {
+        get { state.withLock { $0.entries[id] } }
+        set {
+            state.withLock { state in
+                guard let newValue else {
+                    state.entries[id] = nil
+                    return
+                }
+                if state.entries.updateValue(newValue, forKey: id) == nil { state.order.append(id) }
+                while state.entries.count > capacity, state.head < state.order.count {
+                    state.entries[state.order[state.head]] = nil
+                    state.head += 1
+                }
+                // Compact the eviction order now and then so it does not grow without bound.
+                if state.head > capacity {
+                    state.order.removeFirst(state.head)
+                    state.head = 0
+                }
+            }
+        }
+    }
 }

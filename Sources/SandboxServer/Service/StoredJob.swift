@@ -25,7 +25,12 @@ enum StoredJob {
 
     /// The API view of a stored job.
     static func view(of record: JobRecord) -> JobView {
-        let request = request(of: record)
+        view(of: record, request: request(of: record))
+    }
+
+    /// The API view of a stored job whose request the caller has already decoded (decoding is
+    /// the expensive part of rendering a job).
+    static func view(of record: JobRecord, request: JobRequest?) -> JobView {
         let state: JobState = switch record.state {
         case .queued: .queued
         case .running: .running
