@@ -25,6 +25,7 @@ final class JobRunnerPool: Sendable {
     /// Bounds completions in flight (see `finish`).
     private let completionSlots: DispatchSemaphore
     private let pendingCompletions = Atomic<Int>(0)
+    private let completions: WorkQueue
 
     init(service: JobService, sandbox: Sandbox, workers: Int, lease: Duration, logger: Logger) {
         self.service = service
@@ -33,6 +34,7 @@ final class JobRunnerPool: Sendable {
         self.lease = lease
         self.logger = logger
         completionSlots = DispatchSemaphore(value: max(1, workers))
+        completions = WorkQueue(threads: max(1, workers), name: "job-completion")
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         workerPrefix = "\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -58,6 +60,7 @@ final class JobRunnerPool: Sendable {
         let hardDeadline = ContinuousClock.now + .seconds(5)
         while liveThreads.load(ordering: .acquiring) > 0 || pendingCompletions.load(ordering: .acquiring) > 0,
               ContinuousClock.now < hardDeadline { usleep(10_000) }
+        completions.stop()
     }
 
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -136,7 +139,9 @@ final class JobRunnerPool: Sendable {
     private func finish(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
         completionSlots.wait()
         pendingCompletions.add(1, ordering: .relaxed)
-        DispatchQueue.global().async { [self] in
+        // Dedicated threads, not Dispatch's global queues: those have about one thread per core
+        // on Linux, and a blocking fsync there would delay every other Dispatch timer and task.
+        completions.enqueue { [self] in
             defer {
                 pendingCompletions.subtract(1, ordering: .releasing)
                 completionSlots.signal()
@@ -204,5 +209,42 @@ final class JobRunnerPool: Sendable {
     private func sleepInterruptibly(_ duration: Duration) {
         let end = ContinuousClock.now + duration
         while ContinuousClock.now < end, !stopping.load(ordering: .relaxed) { usleep(50_000) }
+    }
+}
+
+/// A fixed set of threads running submitted closures in order of submission.
+final class WorkQueue: Sendable {
+    private let items = Mutex<[@Sendable () -> Void]>([])
+    private let available = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let threadCount: Int
+
+    init(threads: Int, name: String) {
+        threadCount = threads
+        for index in 0..<threads {
+            let thread = Thread { [self] in
+                while true {
+                    available.wait()
+                    guard let work = items.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+                        if stopping.load(ordering: .acquiring) { return }
+                        continue
+                    }
+                    work()
+                }
+            }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    func enqueue(_ work: @escaping @Sendable () -> Void) {
+        items.withLock { $0.append(work) }
+        available.signal()
+    }
+
+    /// Lets the threads finish what is queued, then end.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        for _ in 0..<threadCount { available.signal() }
     }
 }

@@ -61,18 +61,31 @@ final class TestService {
         try self.init(settings, languages: try await languagesOfThisMachine())
     }
 
+    /// A service started off the cooperative pool (sandbox set-up blocks for a moment).
+    static func start(workers: Int = 2, configure: (inout ServerSettings) -> Void = { _ in }) async throws -> TestService {
+        var settings = TestService.settings(workers: workers)
+        configure(&settings)
+        let languages = try await languagesOfThisMachine()
+        let configured = settings
+        let box = try await onOwnThread { UncheckedBox(try TestService(configured, languages: languages)) }
+        return box.value
+    }
+
     var port: Int { service.port }
 
     /// Stops the service and starts a new one on the same data directory (new sandbox, new port).
-    func restart(gracePeriod: Duration = .seconds(10), configure: (inout ServerSettings) -> Void = { _ in }) async throws {
-        service.stop(gracePeriod: gracePeriod)
-        var settings = self.settings
-        configure(&settings)
-        var logger = Logger(label: "test-service")
-        logger.logLevel = .warning
-        service = try SandboxService(settings: settings, registry: try await languagesOfThisMachine().0,
-                                     languages: try await languagesOfThisMachine().1, logger: logger,
-                                     webhookPollInterval: .milliseconds(50))
+    func restart(gracePeriod: Duration = .seconds(10)) async throws {
+        let languages = try await languagesOfThisMachine()
+        let old = UncheckedBox(service)
+        let settings = self.settings
+        let started = try await onOwnThread { () -> UncheckedBox<SandboxService> in
+            old.value.stop(gracePeriod: gracePeriod)
+            var logger = Logger(label: "test-service")
+            logger.logLevel = .warning
+            return UncheckedBox(try SandboxService(settings: settings, registry: languages.0, languages: languages.1, logger: logger,
+                                                   webhookPollInterval: .milliseconds(50)))
+        }
+        service = started.value
     }
 
     func transport(_ kind: TransportKind) -> any APITransport {
@@ -111,26 +124,43 @@ enum TransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible 
     var testDescription: String { rawValue }
 }
 
-protocol APITransport {
-    func send(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse
+protocol APITransport: Sendable {
+    /// Sends a request and blocks until the whole response is there (handlers may block too).
+    func sendBlocking(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse
 }
 
 extension APITransport {
-    func get(_ target: String, headers: [String: String] = [:]) throws -> TestResponse {
-        try send(.GET, target, body: nil, headers: headers)
+    /// Sends on a thread of its own: requests block (`?wait=`, event streams), and blocking
+    /// Swift's cooperative threads would starve other tests running in parallel.
+    func send(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) async throws -> TestResponse {
+        try await onOwnThread { try sendBlocking(method, target, body: body, headers: headers) }
     }
 
-    func post(_ target: String, _ body: String, headers: [String: String] = [:]) throws -> TestResponse {
-        try send(.POST, target, body: body, headers: ["Content-Type": "application/json"].merging(headers) { $1 })
+    func get(_ target: String, headers: [String: String] = [:]) async throws -> TestResponse {
+        try await send(.GET, target, body: nil, headers: headers)
     }
 
-    func delete(_ target: String, headers: [String: String] = [:]) throws -> TestResponse {
-        try send(.DELETE, target, body: nil, headers: headers)
+    func post(_ target: String, _ body: String, headers: [String: String] = [:]) async throws -> TestResponse {
+        try await send(.POST, target, body: body, headers: ["Content-Type": "application/json"].merging(headers) { $1 })
+    }
+
+    func delete(_ target: String, headers: [String: String] = [:]) async throws -> TestResponse {
+        try await send(.DELETE, target, body: nil, headers: headers)
     }
 
     /// Submits a job and waits (server side) for its result.
-    func run(_ job: [String: Any], wait: Int = 60, headers: [String: String] = [:]) throws -> TestResponse {
-        try post("/v1/jobs?wait=\(wait)", jsonText(job), headers: headers)
+    func run(_ job: [String: Any], wait: Int = 60, headers: [String: String] = [:]) async throws -> TestResponse {
+        try await post("/v1/jobs?wait=\(wait)", jsonText(job), headers: headers)
+    }
+}
+
+/// Runs blocking work on a new thread and awaits its result without holding a cooperative thread.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.start()
     }
 }
 
@@ -142,7 +172,7 @@ func jsonText(_ value: Any) -> String {
 struct InProcessTransport: APITransport {
     let router: Router
 
-    func send(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse {
+    func sendBlocking(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse {
         var fields = HTTPHeaders()
         for (name, value) in headers { fields.add(name: name, value: value) }
         let request = HTTPRequest(method: method, target: target, headers: fields, body: Array((body ?? "").utf8),
@@ -159,7 +189,7 @@ struct LiveTransport: APITransport {
     let port: Int
     var timeoutSeconds = 120
 
-    func send(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse {
+    func sendBlocking(_ method: HTTPMethod, _ target: String, body: String?, headers: [String: String]) throws -> TestResponse {
         let raw = try exchange(method, target, body: body, headers: headers)
         return try Self.parse(raw)
     }
@@ -239,6 +269,12 @@ struct LiveTransport: APITransport {
     }
 }
 
+/// Carries a value across a thread hop in tests (the value is used by one thread at a time).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -286,9 +322,9 @@ final class WebhookReceiver: @unchecked Sendable {
     var requests: [Received] { lock.withLock { received } }
 
     /// Waits until `count` requests arrived (or `timeout`).
-    func waitForRequests(_ count: Int, timeout: Duration = .seconds(30)) -> [Received] {
+    func waitForRequests(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Received] {
         let deadline = ContinuousClock.now + timeout
-        while requests.count < count, ContinuousClock.now < deadline { usleep(20_000) }
+        while requests.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         return requests
     }
 

@@ -71,7 +71,7 @@ struct VerdictEndToEndTests {
 
     @Test(arguments: cases)
     func verdicts(_ testCase: Case) async throws {
-        let fixture = try await TestService()
+        let fixture = try await TestService.start()
         let api = fixture.transport(.live)
         let jobs: [[String: Any]] = testCase.programs.map { program in
             var limits: [String: Any] = ["cpu_time_ms": 2_000, "wall_time_ms": 20_000, "output_bytes": 4_096]
@@ -81,13 +81,13 @@ struct VerdictEndToEndTests {
             return ["language": testCase.language, "source": program.source, "limits": limits, "metadata": program.verdict,
                     "tests": [["stdin": "2 3\n", "expected_output": "5\n"]]]
         }
-        let batch = try api.post("/v1/jobs/batch", jsonText(["jobs": jobs]))
+        let batch = try await api.post("/v1/jobs/batch", jsonText(["jobs": jobs]))
         #expect(batch.status == 201, "\(batch)")
         let items = try #require(batch.json["jobs"] as? [[String: Any]])
         #expect(items.count == testCase.programs.count)
         for (item, program) in zip(items, testCase.programs) {
             let id = try #require((item["job"] as? [String: Any])?["id"] as? String, "batch item refused: \(item)")
-            let job = try api.get("/v1/jobs/\(id)?wait=60")
+            let job = try await api.get("/v1/jobs/\(id)?wait=60")
             #expect(job.json["state"] as? String == "finished", "\(testCase.language) \(program.verdict): \(job)")
             #expect(job.json["verdict"] as? String == program.verdict, "\(testCase.language) \(program.verdict): \(job)")
             #expect(job.json["metadata"] as? String == program.verdict)
