@@ -14,6 +14,8 @@ public enum RunStatus: String, Sendable, Hashable, Codable {
     case outputLimit = "output_limit"
     /// The sandbox itself failed; ``RunResult/message`` says why.
     case internalError = "internal_error"
+    /// Ended early by ``RunCancellation/cancel()``; the program was killed (or never started).
+    case cancelled
 }
 
 /// Which time limit ended a run.

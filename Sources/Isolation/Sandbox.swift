@@ -165,8 +165,8 @@ public final class Sandbox: Sendable {
 
     /// Runs one program in a fresh slot and returns how it ended. Never throws: a sandbox failure
     /// is a result with status ``RunStatus/internalError`` and a message.
-    public func run(_ spec: RunSpec) -> RunResult {
-        withSlot { $0.run(spec) }
+    public func run(_ spec: RunSpec, cancellation: RunCancellation? = nil) -> RunResult {
+        withSlot { $0.run(spec, cancellation: cancellation) }
     }
 
     /// Reserves a slot for a sequence of runs that share its box (compile, then run each test
@@ -223,8 +223,8 @@ public struct SandboxSlot: Sendable {
         try box.write(files)
     }
 
-    /// Runs one program in this slot.
-    public func run(_ spec: RunSpec) -> RunResult {
-        Supervisor(sandbox: sandbox, slot: index).run(spec)
+    /// Runs one program in this slot; `cancellation` can end it early from another thread.
+    public func run(_ spec: RunSpec, cancellation: RunCancellation? = nil) -> RunResult {
+        Supervisor(sandbox: sandbox, slot: index, cancellation: cancellation).run(spec)
     }
 }

@@ -6,9 +6,11 @@ import Glibc
 struct Supervisor {
     let sandbox: Sandbox
     let slot: Int
+    /// Checked before the spawn and watched (its pipe) while the program runs.
+    var cancellation: RunCancellation? = nil
 
     private enum KillReason {
-        case wallTime, cpuTime, output
+        case wallTime, cpuTime, output, cancelled
     }
 
     /// A captured output stream: a pipe read end and a capped buffer.
@@ -161,6 +163,7 @@ struct Supervisor {
     private func execute(_ spec: RunSpec) throws(SandboxError) -> RunResult {
         let prepareStarted = System.monotonicNanoseconds()
         try validate(spec)
+        if cancellation?.isCancelled == true { return Self.cancelledBeforeStart }
         let limits = spec.limits
         let box = try prepareBox(spec)
         let hostUID = sandbox.configuration.firstUID + UInt32(slot)
@@ -270,7 +273,12 @@ struct Supervisor {
             _ = cis_pidfd_send_signal(spawned.pidfd, SIGKILL)
             sandbox.cgroups.killAll(lease)
         }
+        let cancelDescriptor = cancellation?.wakeDescriptor ?? -1
         while !exited {
+            if cancellation?.isCancelled == true {
+                terminate(.cancelled)
+                break
+            }
             let now = System.monotonicNanoseconds()
             if now >= wallDeadline {
                 terminate(.wallTime)
@@ -287,7 +295,10 @@ struct Supervisor {
                 let remaining = (cpuLimit - used) / 1000 / max(1, Sandbox.processorCount)
                 timeout = min(timeout, max(2, min(remaining, 100)))
             }
+            // Without a wake pipe, look at the token at least every 50 ms.
+            if cancellation != nil && cancelDescriptor < 0 { timeout = min(timeout, 50) }
             var fds = [pollfd(fd: spawned.pidfd, events: Int16(POLLIN), revents: 0)]
+            if cancelDescriptor >= 0 { fds.append(pollfd(fd: cancelDescriptor, events: Int16(POLLIN), revents: 0)) }
             if stdout.open { fds.append(pollfd(fd: stdout.fd, events: Int16(POLLIN), revents: 0)) }
             if stderr.open { fds.append(pollfd(fd: stderr.fd, events: Int16(POLLIN), revents: 0)) }
             if stdinFeed >= 0 { fds.append(pollfd(fd: stdinFeed, events: Int16(POLLOUT), revents: 0)) }
@@ -296,6 +307,8 @@ struct Supervisor {
             for entry in fds where entry.revents != 0 {
                 if entry.fd == spawned.pidfd {
                     exited = true
+                } else if entry.fd == cancelDescriptor {
+                    continue  // the token is checked at the top of the loop
                 } else if entry.fd == stdout.fd {
                     if !stdout.drain(into: &scratch) { stdout.close() }
                 } else if entry.fd == stderr.fd {
@@ -358,6 +371,11 @@ struct Supervisor {
         return result
     }
 
+    /// The result of a run whose token was cancelled before its program started.
+    private static var cancelledBeforeStart: RunResult {
+        RunResult(status: .cancelled, message: "the run was cancelled before it started")
+    }
+
     /// Writes as much pending stdin as the pipe takes; true when all is written.
     private func feed(_ fd: Int32, _ pending: inout ArraySlice<UInt8>) -> Bool {
         while !pending.isEmpty {
@@ -388,6 +406,10 @@ struct Supervisor {
         case .output:
             result.status = .outputLimit
             result.message = "output limit of \(limits.outputBytes) bytes per stream exceeded"
+            return
+        case .cancelled:
+            result.status = .cancelled
+            result.message = "the run was cancelled"
             return
         case nil:
             break

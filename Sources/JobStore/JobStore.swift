@@ -56,6 +56,11 @@ public protocol JobStore: Sendable {
     /// and webhook deliveries; returns how many jobs were deleted.
     func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int
 
+    /// Deletes one finished or cancelled job with its test results and webhook deliveries.
+    /// Returns false (and deletes nothing) when the job is queued or running; throws `.notFound`
+    /// for an unknown id.
+    func deleteFinished(id: JobID) throws(JobStoreError) -> Bool
+
     /// How many jobs are in each state.
     func countsByState() throws(JobStoreError) -> StateCounts
 

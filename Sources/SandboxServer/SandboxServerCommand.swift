@@ -6,6 +6,6 @@ struct SandboxServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox-server",
         abstract: "Runs untrusted programs in Linux sandboxes over HTTP.",
-        subcommands: [RunCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, RunCommand.self, BenchCommand.self]
     )
 }

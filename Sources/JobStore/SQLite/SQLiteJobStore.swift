@@ -415,6 +415,19 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Deletes one finished or cancelled job (see `JobStore.deleteFinished`).
+    public func deleteFinished(id: JobID) throws(JobStoreError) -> Bool {
+        try write { connection in
+            let deleted = try connection.run(
+                "DELETE FROM jobs WHERE id = ? AND state IN ('finished', 'cancelled')", [id.rawValue])
+            if deleted > 0 { return true }
+            guard try connection.scalar("SELECT seq FROM jobs WHERE id = ?", [id.rawValue]) != nil else {
+                throw JobStoreError(.notFound, "no job \(id)")
+            }
+            return false
+        }
+    }
+
     /// Counts jobs per state from a reader connection.
     public func countsByState() throws(JobStoreError) -> StateCounts {
         try read { connection in

@@ -62,11 +62,14 @@ struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     var message: String
     /// Path of the offending request field, e.g. `limits.cpu_time_ms`; `nil` when the error is not about one field.
     var field: String?
+    /// Seconds after which a retry may succeed; sent as `Retry-After` (overload, store busy).
+    var retryAfterSeconds: Int?
 
-    init(_ code: APIErrorCode, _ message: String, field: String? = nil) {
+    init(_ code: APIErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil) {
         self.code = code
         self.message = message
         self.field = field
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     init(_ code: APIErrorCode, _ message: String, field: FieldPath) {

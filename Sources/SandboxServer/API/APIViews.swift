@@ -44,7 +44,7 @@ struct LanguageView: Codable, Sendable, Equatable {
     }
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health`: liveness (any answer) and readiness (`status` ok).
 struct HealthView: Codable, Sendable, Equatable {
     enum Status: String, Codable, Sendable, CaseIterable {
         case ok
@@ -52,10 +52,32 @@ struct HealthView: Codable, Sendable, Equatable {
         case unavailable
     }
 
+    /// ok when both checks pass.
     var status: Status
+    /// Whether the job store answers.
+    var store: Status
+    /// Whether the sandbox passed its self-test at start-up.
+    var sandbox: Status
+    /// What is wrong, when something is.
+    var message: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case status
+        case status, store, sandbox, message
+    }
+
+    init(status: Status, store: Status, sandbox: Status, message: String? = nil) {
+        self.status = status
+        self.store = store
+        self.sandbox = sandbox
+        self.message = message
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(store, forKey: .store)
+        try container.encode(sandbox, forKey: .sandbox)
+        try container.encode(message, forKey: .message)
     }
 }
 
@@ -105,9 +127,15 @@ struct InfoView: Codable, Sendable, Equatable {
     /// Ids of the available languages.
     var languages: [String]
     var limits: ServerLimitsView
+    /// Longest `?wait=` in seconds.
+    var maxWaitSeconds: Int
+    /// Optional features this server has turned on (`auth`, `webhooks`, `webhook_signatures`, `network`).
+    var features: [String]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, version, languages, limits
+        case maxWaitSeconds = "max_wait_seconds"
+        case features
     }
 }
 

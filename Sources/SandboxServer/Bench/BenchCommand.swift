@@ -6,6 +6,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the sandbox, the store and the HTTP server against baselines.",
-        subcommands: [BenchSandbox.self, BenchStore.self, BenchHTTP.self]
+        subcommands: [BenchSandbox.self, BenchStore.self, BenchHTTP.self, BenchE2E.self]
     )
 }

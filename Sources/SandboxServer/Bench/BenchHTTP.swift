@@ -112,6 +112,12 @@ struct BenchHTTP: ParsableCommand {
 
     /// Runs wrk once; returns requests/s and the count of socket errors and non-2xx responses.
     private func runWrk(_ url: String) throws -> (Double, Int) {
+        try Self.runWrk(wrk, threads: threads, connections: connections, duration: duration, url: url)
+    }
+
+    /// Runs `wrk` once against `url`; returns requests/s and the count of socket errors and
+    /// non-2xx responses (shared with `bench e2e`).
+    static func runWrk(_ wrk: String, threads: Int, connections: Int, duration: Int, url: String) throws -> (Double, Int) {
         let output = try runProcess(wrk, ["-t\(threads)", "-c\(connections)", "-d\(duration)s", url])
         guard let line = output.split(separator: "\n").first(where: { $0.contains("Requests/sec:") }),
               let value = Double(line.split(separator: " ").last ?? "")
@@ -155,7 +161,7 @@ struct BenchHTTP: ParsableCommand {
         return 0
     }
 
-    private func raiseDescriptorLimit() {
+    func raiseDescriptorLimit() {
         var limit = rlimit()
         getrlimit(RLIMIT_NOFILE_VALUE, &limit)
         limit.rlim_cur = limit.rlim_max
@@ -166,7 +172,7 @@ struct BenchHTTP: ParsableCommand {
 private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue))
 
 /// Runs a process to completion and returns its standard output.
-private func runProcess(_ path: String, _ arguments: [String]) throws -> String {
+func runProcess(_ path: String, _ arguments: [String]) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -181,7 +187,7 @@ private func runProcess(_ path: String, _ arguments: [String]) throws -> String 
 
 /// nginx as a child process: generated config in a temp dir, one worker per core, serving a
 /// 13-byte static file on a free loopback port.
-private final class NginxChild {
+final class NginxChild {
     let port: Int
     private let process = Process()
     private let directory: URL

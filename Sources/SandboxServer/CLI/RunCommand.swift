@@ -133,7 +133,7 @@ struct RunCommand: ParsableCommand {
         case .timeLimit: return exitTimeLimit
         case .memoryLimit: return exitMemoryLimit
         case .outputLimit: return exitOutputLimit
-        case .internalError: return exitInternalError
+        case .internalError, .cancelled: return exitInternalError
         }
     }
 

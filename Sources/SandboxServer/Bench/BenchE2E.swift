@@ -1,0 +1,228 @@
+import ArgumentParser
+import Foundation
+import HTTPCore
+import Isolation
+import Logging
+import Synchronization
+
+/// `sandbox-server bench e2e`: the whole service — HTTP, store, runners, sandbox — against the
+/// sandbox alone, for the same programs in the same run.
+///
+/// For a Python hello-world and a Bash `true` job it measures jobs/s through
+/// `POST /v1/jobs?wait=` with `--clients` keep-alive clients and `--workers` runners, and jobs/s of
+/// the very runs such a job makes (write the box, run copy-on-write) called on the sandbox
+/// directly with as many threads, alternating the two in rounds so load drifts on a shared
+/// machine hit both alike. Then `GET /v1/jobs/{id}` of a finished job against nginx serving a
+/// static file, with wrk. A benchmark, not a test: it reports figures and the load average.
+struct BenchE2E: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "End-to-end jobs/s through HTTP vs the sandbox alone; GET of a finished job vs nginx."
+    )
+
+    @Option(help: "Runner threads (and sandbox slots).") var workers = 2
+    @Option(help: "Concurrent HTTP clients submitting jobs with ?wait=.") var clients = 4
+    @Option(help: "Seconds per throughput measurement.") var seconds = 8.0
+    @Option(help: "Rounds per program; medians are reported.") var rounds = 3
+    @Option(help: "Seconds per wrk run.") var duration = 8
+    @Option(help: "wrk connections.") var connections = 32
+    @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
+    @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
+
+    struct Program {
+        var name: String
+        var language: String
+        var source: String
+        var fileName: String
+        var argv: [String]
+    }
+
+    func run() throws {
+        let programs = [
+            Program(name: "python hello", language: "python3", source: "print('hello')", fileName: "main.py",
+                    argv: ["/usr/bin/python3", "-B", "main.py"]),
+            Program(name: "bash true", language: "bash", source: "true", fileName: "main.sh", argv: ["/usr/bin/bash", "main.sh"]),
+        ]
+        var settings = ServerSettings()
+        settings.port = 0
+        settings.workers = workers
+        settings.maxQueuedJobs = 100_000
+        settings.dataDirectory = NSTemporaryDirectory() + "bench-e2e-\(getpid())"
+        settings.workRoot = "/run/sandbox-server-bench-e2e-\(getpid())"
+        settings.cgroupParent = "sandbox-server-bench-e2e"
+        defer { try? FileManager.default.removeItem(atPath: settings.dataDirectory) }
+        var logger = Logger(label: "bench-e2e")
+        logger.logLevel = .error
+        let registry = try LanguageRegistry.embedded()
+        let service = try SandboxService(settings: settings, registry: registry, languages: SandboxService.detectLanguages(registry), logger: logger)
+        defer { service.stop() }
+        let port = service.port
+        let load = { (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?" }
+        print("bench e2e: \(workers) workers, \(clients) HTTP clients, \(seconds) s × \(rounds) rounds per figure, cgroup v\(service.sandbox.cgroupVersion), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; load average before: \(load())")
+
+        var table = TextTable(header: ["program", "sandbox only jobs/s", "end to end jobs/s", "e2e / sandbox", "failures"])
+        var lastFinishedID: String?
+        for program in programs {
+            var sandboxRates = Samples()
+            var endToEndRates = Samples()
+            let failures = BenchCounter()
+            let files = [BoxFile(path: program.fileName, text: program.source)]
+            let limits = JobExecutor.resourceLimits(ServerLimits.standard.defaults, killOnOutputLimit: true)
+            let environment = registry.environment(for: registry.language(id: program.language)!)
+            let sandbox = service.sandbox
+            let body = Array(jsonBody(program).utf8)
+            // Warm up both paths (page cache, JIT-less interpreters' .pyc-free start-up).
+            _ = try submitLoop(port: port, body: body, clients: 1, seconds: 1, failures: failures)
+            for round in 0..<rounds {
+                let sandboxRate = BenchSandbox.throughput(runners: workers, seconds: seconds) {
+                    let ok = sandbox.withSlot { slot -> Bool in
+                        guard (try? slot.prepareBox(files: files, sizeBytes: limits.diskBytes)) != nil else { return false }
+                        let result = slot.run(RunSpec(executable: program.argv[0], arguments: Array(program.argv.dropFirst()),
+                                                      environment: environment, box: .copyOnWrite, limits: limits))
+                        return result.status == .ok
+                    }
+                    if !ok { failures.increment() }
+                }
+                let (endToEndRate, finishedID) = try submitLoop(port: port, body: body, clients: clients, seconds: seconds, failures: failures)
+                lastFinishedID = finishedID ?? lastFinishedID
+                sandboxRates.append(sandboxRate)
+                endToEndRates.append(endToEndRate)
+                print("  \(program.name) round \(round + 1): sandbox only \(fmt(sandboxRate, 1)) jobs/s, end to end \(fmt(endToEndRate, 1)) jobs/s")
+            }
+            table.add([program.name, fmt(sandboxRates.median, 1), fmt(endToEndRates.median, 1),
+                       fmt(endToEndRates.median / sandboxRates.median), String(failures.value)])
+        }
+        print("")
+        print(table.render())
+
+        guard let finishedID = lastFinishedID else { throw ValidationError("no job finished; cannot measure GET") }
+        guard FileManager.default.isExecutableFile(atPath: nginx), FileManager.default.isExecutableFile(atPath: wrk) else {
+            print("\n(GET comparison skipped: \(nginx) or \(wrk) missing; install nginx-light and wrk)")
+            return
+        }
+        BenchHTTP().raiseDescriptorLimit()
+        let nginxServer = try NginxChild(binary: nginx)
+        defer { nginxServer.stop() }
+        let targets = [("GET /v1/jobs/{id} (finished)", "http://127.0.0.1:\(port)/v1/jobs/\(finishedID)"),
+                       ("nginx static file", "http://127.0.0.1:\(nginxServer.port)/index.html")]
+        var samples = [Samples](repeating: Samples(), count: targets.count)
+        var errors = [Int](repeating: 0, count: targets.count)
+        for round in 0..<rounds {
+            for offset in 0..<targets.count {
+                let index = (round + offset) % targets.count
+                let (rate, failed) = try BenchHTTP.runWrk(wrk, threads: 2, connections: connections, duration: duration, url: targets[index].1)
+                samples[index].append(rate)
+                errors[index] += failed
+            }
+        }
+        var getTable = TextTable(header: ["target", "median req/s", "vs nginx", "errors"])
+        for (index, target) in targets.enumerated() {
+            getTable.add([target.0, String(Int(samples[index].median)), fmt(samples[index].median / samples[1].median), String(errors[index])])
+        }
+        print("")
+        print(getTable.render())
+        print("\nload average after: \(load())")
+    }
+
+    private func jsonBody(_ program: Program) -> String {
+        String(decoding: APIJSON.encode(JobRequest(language: program.language, source: program.source)), as: UTF8.self)
+    }
+
+    /// Jobs/s finished through `POST /v1/jobs?wait=60` by `clients` keep-alive connections.
+    private func submitLoop(port: Int, body: [UInt8], clients: Int, seconds: Double, failures: BenchCounter) throws -> (Double, String?) {
+        let completed = Atomic<Int>(0)
+        let lastID = Mutex<String?>(nil)
+        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        let started = monotonicNanoseconds()
+        let group = DispatchGroup()
+        for _ in 0..<clients {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                guard let connection = try? KeepAliveClient(port: port) else {
+                    failures.increment()
+                    return
+                }
+                while monotonicNanoseconds() < deadline {
+                    guard let (status, response) = try? connection.request("POST", "/v1/jobs?wait=60", body: body),
+                          status == 200, response.contains(Array(#""verdict":"accepted""#.utf8))
+                    else {
+                        failures.increment()
+                        continue
+                    }
+                    completed.add(1, ordering: .relaxed)
+                    if let range = response.firstRange(of: Array(#""id":""#.utf8)) {
+                        let idBytes = response[range.upperBound...].prefix { $0 != UInt8(ascii: "\"") }
+                        lastID.withLock { $0 = String(decoding: idBytes, as: UTF8.self) }
+                    }
+                }
+            }
+            thread.start()
+        }
+        group.wait()
+        let elapsed = Double(monotonicNanoseconds() - started) / 1e9
+        return (Double(completed.load(ordering: .relaxed)) / elapsed, lastID.withLock { $0 })
+    }
+}
+
+/// A blocking HTTP/1.1 keep-alive client for the benchmark (Content-Length responses only).
+final class KeepAliveClient {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw ValidationError("connect to 127.0.0.1:\(port) failed")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one request and returns the status and body.
+    func request(_ method: String, _ target: String, body: [UInt8]) throws -> (Int, [UInt8]) {
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+        let message = Array(head.utf8) + body
+        var sent = 0
+        while sent < message.count {
+            let n = message[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw ValidationError("send failed") }
+            sent += n
+        }
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        while true {
+            if let headEnd = buffer.firstRange(of: separator) {
+                let headText = String(decoding: buffer[..<headEnd.lowerBound], as: UTF8.self)
+                let lines = headText.split(separator: "\r\n")
+                let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+                let length = lines.first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                let total = headEnd.upperBound + length
+                if buffer.count >= total {
+                    let responseBody = Array(buffer[headEnd.upperBound..<total])
+                    buffer.removeFirst(total)
+                    return (status, responseBody)
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw ValidationError("connection closed") }
+            buffer += chunk[0..<n]
+        }
+    }
+}
+
+/// A count shared by benchmark threads.
+final class BenchCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import Isolation
+import JobStore
+import Logging
+import Synchronization
+
+/// A fixed pool of runner threads that claim jobs from the store and run them in the sandbox,
+/// plus a keeper thread that renews their leases and requeues jobs whose runner died.
+///
+/// Runners are plain threads because `Sandbox` blocks the calling thread for a whole run. Each
+/// runner holds one sandbox slot at a time (the sandbox has one slot per runner), so a claimed
+/// job starts at once. A job is claimed with a lease the keeper renews while it runs; if this
+/// process dies, the lease expires and the next reaper pass (here or after a restart) requeues
+/// the job, up to the store's attempt limit.
+final class JobRunnerPool: Sendable {
+    let service: JobService
+    let sandbox: Sandbox
+    let workers: Int
+    let lease: Duration
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let liveThreads = Atomic<Int>(0)
+    /// Unique per process, so a restarted server never mistakes an old lease for its own.
+    private let workerPrefix: String
+    /// Bounds completions in flight (see `finish`).
+    private let completionSlots: DispatchSemaphore
+    private let pendingCompletions = Atomic<Int>(0)
+    private let completions: WorkQueue
+
+    init(service: JobService, sandbox: Sandbox, workers: Int, lease: Duration, logger: Logger) {
+        self.service = service
+        self.sandbox = sandbox
+        self.workers = workers
+        self.lease = lease
+        self.logger = logger
+        completionSlots = DispatchSemaphore(value: max(1, workers))
+        completions = WorkQueue(threads: max(1, workers), name: "job-completion")
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        workerPrefix = "\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    private var leaseMilliseconds: Int64 { Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000) }
+
+    func start() {
+        for index in 0..<workers {
+            spawn(name: "runner-\(index)") { [self] in runnerLoop(worker: "\(workerPrefix)-runner-\(index)") }
+        }
+        spawn(name: "lease-keeper") { [self] in keeperLoop() }
+    }
+
+    /// Stops claiming jobs and waits up to `gracePeriod` for running jobs to finish; jobs still
+    /// running then are stopped and left to be requeued when their lease expires.
+    func stop(gracePeriod: Duration = .seconds(10)) {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        service.workAvailable.signal(count: workers)
+        let deadline = ContinuousClock.now + gracePeriod
+        while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline { usleep(10_000) }
+        for (_, job) in service.running.all { job.token.cancel() }
+        let hardDeadline = ContinuousClock.now + .seconds(5)
+        while liveThreads.load(ordering: .acquiring) > 0 || pendingCompletions.load(ordering: .acquiring) > 0,
+              ContinuousClock.now < hardDeadline { usleep(10_000) }
+        completions.stop()
+    }
+
+    private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
+        liveThreads.add(1, ordering: .relaxed)
+        let thread = Thread { [self] in
+            body()
+            liveThreads.subtract(1, ordering: .releasing)
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    // MARK: Runners
+
+    private func runnerLoop(worker: String) {
+        while !stopping.load(ordering: .acquiring) {
+            let record: JobRecord?
+            do {
+                record = try service.store.claimNext(worker: worker, leaseMilliseconds: leaseMilliseconds)
+            } catch {
+                logger.error("claiming a job failed", metadata: ["error": "\(error)"])
+                service.workAvailable.wait(timeout: .seconds(1))
+                continue
+            }
+            guard let record else {
+                service.workAvailable.wait(timeout: .milliseconds(500))
+                continue
+            }
+            service.invalidateQueueDepth()
+            process(record, worker: worker)
+        }
+    }
+
+    private func process(_ record: JobRecord, worker: String) {
+        let id = record.id.rawValue
+        let token = RunCancellation()
+        service.running.register(id, worker: worker, token: token)
+        // The request is decoded once per job: it is the costly part of rendering its views.
+        let request = StoredJob.request(of: record)
+        service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
+
+        guard let request else {
+            finish(record, request: nil, worker: worker, result: StoredJob.internalErrorResult("the stored request could not be read"))
+            return
+        }
+        let job: ValidatedJob
+        do {
+            job = try service.validator.validate(request)
+        } catch {
+            // Valid when submitted; e.g. the language's toolchain is gone after a restart.
+            finish(record, request: request, worker: worker,
+                   result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
+            return
+        }
+        var executor = JobExecutor(job: job, cancellation: token)
+        let events = service.events
+        executor.testFinished = { index, grade in events.publish(id, .test(index: index, TestResultView(grade: grade))) }
+        let outcome = sandbox.withSlot { slot in executor.execute(in: slot) }
+        switch outcome {
+        case .cancelled:
+            // Cancelled by a client (the store already says so) or stopped by shutdown (the
+            // lease runs out and the job is requeued on the next start).
+            service.running.remove(id)
+            logger.info("job stopped", metadata: ["job": "\(id)", "shutdown": "\(stopping.load(ordering: .relaxed))"])
+        case .graded(let grade, let compile):
+            finish(record, request: request, worker: worker, result: StoredJob.result(grade: grade, compile: compile))
+        }
+    }
+
+    /// Stores the result (with its webhook in the same transaction) and tells the waiters — on a
+    /// completion thread, so the runner claims its next job while the result is being synced to
+    /// disk. The job stays registered (its lease renewed) until it is stored; if the process dies
+    /// before, the job runs again after its lease expires. At most `workers` completions are in
+    /// flight, so a slow disk slows the runners instead of piling up results in memory.
+    private func finish(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+        completionSlots.wait()
+        pendingCompletions.add(1, ordering: .relaxed)
+        // Dedicated threads, not Dispatch's global queues: those have about one thread per core
+        // on Linux, and a blocking fsync there would delay every other Dispatch timer and task.
+        completions.enqueue { [self] in
+            defer {
+                pendingCompletions.subtract(1, ordering: .releasing)
+                completionSlots.signal()
+            }
+            complete(record, request: request, worker: worker, result: result)
+        }
+    }
+
+    private func complete(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+        let id = record.id.rawValue
+        defer { service.running.remove(id) }
+        var webhook: WebhookRequest?
+        if let url = record.callbackURL {
+            var finished = record
+            finished.state = .finished
+            finished.result = result
+            finished.finishedAt = .now
+            webhook = WebhookRequest(url: url, payload: APIJSON.encode(StoredJob.view(of: finished, request: request)))
+        }
+        do {
+            try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)
+        } catch where error.code == .leaseLost {
+            logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
+        } catch {
+            logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
+        }
+        // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
+        if let stored = try? service.store.job(id: record.id) {
+            service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
+        }
+    }
+
+    // MARK: Leases
+
+    private func keeperLoop() {
+        let interval = max(Duration.milliseconds(200), lease / 3)
+        while !stopping.load(ordering: .acquiring) {
+            for (id, job) in service.running.all {
+                do {
+                    _ = try service.store.renewLease(id: JobID(id), worker: job.worker, leaseMilliseconds: leaseMilliseconds)
+                } catch where error.code == .leaseLost || error.code == .notFound {
+                    // Cancelled, or requeued because we were too slow: either way it is not ours.
+                    job.token.cancel()
+                } catch {
+                    logger.warning("renewing a lease failed", metadata: ["job": "\(id)", "error": "\(error)"])
+                }
+            }
+            do {
+                let report = try service.store.requeueExpiredLeases()
+                if !report.requeued.isEmpty {
+                    logger.warning("requeued jobs whose runner died", metadata: ["jobs": "\(report.requeued.map(\.rawValue))"])
+                    service.invalidateQueueDepth()
+                    service.workAvailable.signal(count: report.requeued.count)
+                }
+                for id in report.abandoned {
+                    if let view = try? service.job(id: id.rawValue) { service.events.publish(id.rawValue, .state(view)) }
+                }
+            } catch {
+                logger.warning("requeueing expired leases failed", metadata: ["error": "\(error)"])
+            }
+            sleepInterruptibly(interval)
+        }
+    }
+
+    private func sleepInterruptibly(_ duration: Duration) {
+        let end = ContinuousClock.now + duration
+        while ContinuousClock.now < end, !stopping.load(ordering: .relaxed) { usleep(50_000) }
+    }
+}
+
+/// A fixed set of threads running submitted closures in order of submission.
+final class WorkQueue: Sendable {
+    private let items = Mutex<[@Sendable () -> Void]>([])
+    private let available = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let threadCount: Int
+
+    init(threads: Int, name: String) {
+        threadCount = threads
+        for index in 0..<threads {
+            let thread = Thread { [self] in
+                while true {
+                    available.wait()
+                    guard let work = items.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+                        if stopping.load(ordering: .acquiring) { return }
+                        continue
+                    }
+                    work()
+                }
+            }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    func enqueue(_ work: @escaping @Sendable () -> Void) {
+        items.withLock { $0.append(work) }
+        available.signal()
+    }
+
+    /// Lets the threads finish what is queued, then end.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        for _ in 0..<threadCount { available.signal() }
+    }
+}

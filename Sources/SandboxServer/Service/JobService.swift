@@ -1,0 +1,384 @@
+import Foundation
+import Isolation
+import JobStore
+import Synchronization
+
+/// The job service: what every API front end calls — the native HTTP API, and the Judge0 and
+/// Jobe adapters — so that submission, idempotency, overload protection, waiting and
+/// cancellation behave the same whichever protocol a client speaks.
+///
+/// All methods are synchronous and may block (``wait(id:timeout:)``, ``run(_:timeout:)``): call
+/// them from HTTP worker threads or other dedicated threads, never from Swift's cooperative pool.
+/// Every failure is an ``APIError`` with the code and status a client should see; adapters
+/// translate those into their protocol's errors.
+final class JobService: Sendable {
+    /// Policies of the service.
+    struct Configuration: Sendable {
+        /// Submissions are refused (503 + `Retry-After`) while this many jobs are queued.
+        var maxQueuedJobs = 1_000
+        /// Longest wait a client may ask for.
+        var maxWait: Duration = .seconds(60)
+        /// Suggested retry delay when overloaded.
+        var retryAfterSeconds = 2
+    }
+
+    let store: any JobStore
+    let validator: JobRequestValidator
+    let events: JobEventHub
+    /// Jobs running in this process, by id, so a cancel can kill their sandbox.
+    let running: RunningJobs
+    let webhookPolicy: WebhookPolicy
+    let configuration: Configuration
+    let workAvailable: WorkSignal
+    /// Queued count cached for `queueDepthCacheMilliseconds`, so overload checks do not query
+    /// the store on every submission.
+    private let queueDepthCache = Mutex<(measuredAt: UInt64, queued: Int)?>(nil)
+    private static let queueDepthCacheNanoseconds: UInt64 = 100_000_000
+    /// Finished jobs never change (until deleted), so their rendered JSON is kept: reading a
+    /// finished job — the most frequent request of a polling client — costs no store read and no
+    /// JSON work.
+    let finishedJobs = FinishedJobCache(capacity: 4_096)
+
+    init(store: any JobStore, validator: JobRequestValidator, events: JobEventHub = JobEventHub(),
+         running: RunningJobs = RunningJobs(), webhookPolicy: WebhookPolicy = WebhookPolicy(allow: []),
+         configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64)) {
+        self.store = store
+        self.validator = validator
+        self.events = events
+        self.running = running
+        self.webhookPolicy = webhookPolicy
+        self.configuration = configuration
+        self.workAvailable = workAvailable
+    }
+
+    // MARK: Submitting
+
+    /// The outcome of a submission.
+    struct Submitted: Sendable, Equatable {
+        /// The job (the existing one when an idempotency key matched).
+        var view: JobView
+        /// False when an earlier job with the same idempotency key and body was returned.
+        var created: Bool
+    }
+
+    /// Decodes, validates and queues one job from a request body (strict JSON).
+    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
+        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey)
+    }
+
+    /// Validates and queues one job. With `idempotencyKey`, a repeat of the same request returns
+    /// the first job (`created == false`) and a different request with the key is a 409.
+    func submit(_ request: JobRequest, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
+        if let idempotencyKey {
+            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
+                throw APIError(.invalidValue, "Idempotency-Key must be 1 to 255 characters", field: "Idempotency-Key")
+            }
+            // A retried submission must get its job back even when the queue has filled since.
+            let idempotency = Idempotency(key: idempotencyKey, requestHash: StoredJob.requestHash(request))
+            if let existing = try storeCall({ () throws(JobStoreError) in try store.job(idempotency: idempotency) }) {
+                return Submitted(view: try job(id: existing.rawValue), created: false)
+            }
+        }
+        let job = try newJob(request, idempotencyKey: idempotencyKey)
+        try checkCapacity(adding: 1)
+        let submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
+        if submission.created {
+            noteQueued(1)
+            workAvailable.signal()
+        }
+        guard submission.created else { return Submitted(view: try self.job(id: submission.id.rawValue), created: false) }
+        guard let record = try record(id: submission.id.rawValue) else { throw Self.notFound(submission.id.rawValue) }
+        return Submitted(view: StoredJob.view(of: record, request: request), created: true)
+    }
+
+    /// Validates each job of a batch on its own and queues the valid ones in one transaction;
+    /// the items say, in order, which job each became or why it was refused.
+    func submitBatch(body: some Collection<UInt8>) throws(APIError) -> [JobBatchItem] {
+        let batch = try APIJSON.decodeRequest(JobBatchRequest.self, from: Data(body))
+        try batch.validateSize()
+        var items = [JobBatchItem](repeating: JobBatchItem(job: nil, error: nil), count: batch.jobs.count)
+        var accepted: [(index: Int, job: NewJob)] = []
+        for (index, decoded) in batch.decodeJobs().enumerated() {
+            do {
+                let request = try decoded.get()
+                accepted.append((index, try newJob(request, idempotencyKey: nil, fieldPrefix: "jobs[\(index)]")))
+            } catch {
+                items[index].error = error.body.error
+            }
+        }
+        guard !accepted.isEmpty else { return items }
+        try checkCapacity(adding: accepted.count)
+        let submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
+        noteQueued(accepted.count)
+        workAvailable.signal(count: accepted.count)
+        for (entry, submission) in zip(accepted, submissions) {
+            items[entry.index].job = try job(id: submission.id.rawValue)
+        }
+        return items
+    }
+
+    private func newJob(_ request: JobRequest, idempotencyKey: String?, fieldPrefix: String? = nil) throws(APIError) -> NewJob {
+        let validated: ValidatedJob
+        do {
+            validated = try validator.validate(request)
+        } catch {
+            var error = error
+            if let fieldPrefix { error.field = error.field.map { "\(fieldPrefix).\($0)" } ?? fieldPrefix }
+            throw error
+        }
+        if let url = validated.callbackURL, let problem = webhookPolicy.literalProblem(with: url) {
+            throw APIError(.invalidValue, "callback_url is not allowed: \(problem)",
+                           field: fieldPrefix.map { "\($0).callback_url" } ?? "callback_url")
+        }
+        return NewJob(
+            language: validated.language.id, priority: validated.priority, request: request.canonicalJSON,
+            callbackURL: validated.callbackURL?.absoluteString,
+            idempotency: idempotencyKey.map { Idempotency(key: $0, requestHash: StoredJob.requestHash(request)) })
+    }
+
+    // MARK: Reading
+
+    /// The job as the API shows it; 404 when unknown.
+    func job(id: String) throws(APIError) -> JobView {
+        try renderedJob(id: id).view
+    }
+
+    /// The job with its JSON encoding (from the cache for finished jobs).
+    func renderedJob(id: String) throws(APIError) -> RenderedJob {
+        if let cached = finishedJobs[id] { return cached }
+        guard let record = try record(id: id) else { throw Self.notFound(id) }
+        return rendered(StoredJob.view(of: record))
+    }
+
+    /// Encodes a view, remembering it when the job is finished or cancelled.
+    func rendered(_ view: JobView) -> RenderedJob {
+        let rendered = RenderedJob(view: view, json: Array(APIJSON.encode(view)))
+        if view.state == .finished || view.state == .cancelled { finishedJobs[view.id] = rendered }
+        return rendered
+    }
+
+    /// The job once it is finished or cancelled, or as it is when `timeout` (capped at
+    /// `maxWait`) runs out.
+    func wait(id: String, timeout: Duration) throws(APIError) -> JobView {
+        try waitRendered(id: id, timeout: timeout).view
+    }
+
+    /// ``wait(id:timeout:)`` with the JSON encoding of the job.
+    func waitRendered(id: String, timeout: Duration) throws(APIError) -> RenderedJob {
+        if let cached = finishedJobs[id] { return cached }
+        let subscription = events.subscribe(id)
+        defer { events.unsubscribe(subscription) }
+        let deadline = ContinuousClock.now + min(timeout, configuration.maxWait)
+        while true {
+            let job = try renderedJob(id: id)
+            if job.view.state == .finished || job.view.state == .cancelled { return job }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return job }
+            // Events wake us at once; the periodic re-read covers jobs finished elsewhere
+            // (e.g. abandoned by the lease reaper).
+            _ = subscription.next(timeout: min(remaining, .seconds(1)))
+        }
+    }
+
+    /// Submits a job and waits for it: the synchronous mode of Judge0 (`wait=true`) and Jobe.
+    func run(_ request: JobRequest, timeout: Duration) throws(APIError) -> JobView {
+        let submitted = try submit(request)
+        return try wait(id: submitted.view.id, timeout: timeout)
+    }
+
+    /// A page of jobs, newest first (admin).
+    func list(states: Set<JobState> = [], createdFrom: Date? = nil, createdBefore: Date? = nil, limit: Int = 50,
+              cursor: String? = nil) throws(APIError) -> JobListResponse {
+        guard (1...100).contains(limit) else { throw APIError(.invalidValue, "limit must be between 1 and 100", field: "limit") }
+        let filter = JobFilter(
+            states: Set(states.map { state -> JobStore::JobState in
+                switch state {
+                case .queued: .queued
+                case .running: .running
+                case .finished: .finished
+                case .cancelled: .cancelled
+                }
+            }),
+            createdFrom: createdFrom.map { JobStore::Timestamp(millisecondsSince1970: Int64(($0.timeIntervalSince1970 * 1000).rounded(.down))) },
+            createdBefore: createdBefore.map { JobStore::Timestamp(millisecondsSince1970: Int64(($0.timeIntervalSince1970 * 1000).rounded(.down))) },
+            limit: limit, cursor: cursor)
+        let page: JobPage
+        do {
+            page = try store.list(filter)
+        } catch where error.code == .invalidArgument {
+            throw APIError(.invalidValue, "cursor is not one this server returned", field: "cursor")
+        } catch {
+            throw Self.apiError(error)
+        }
+        var views: [JobView] = []
+        for summary in page.jobs {
+            // A job purged between the page and this read is simply left out.
+            if let record = try record(id: summary.id.rawValue) { views.append(StoredJob.view(of: record)) }
+        }
+        return JobListResponse(jobs: views, nextCursor: page.nextCursor)
+    }
+
+    // MARK: Cancelling
+
+    /// Cancels a queued or running job (killing its sandbox) or deletes a finished or cancelled
+    /// one; returns the job as it was last.
+    func cancel(id: String) throws(APIError) -> JobView {
+        guard let record = try record(id: id) else { throw Self.notFound(id) }
+        switch record.state {
+        case .queued, .running:
+            let webhook = record.callbackURL.map { url in
+                var view = StoredJob.view(of: record)
+                view.state = .cancelled
+                view.message = "cancelled"
+                return WebhookRequest(url: url, payload: APIJSON.encode(view))
+            }
+            let state = try storeCall { () throws(JobStoreError) in try store.cancel(id: JobID(id), webhook: webhook) }
+            running.cancel(id)
+            guard let after = try self.record(id: id) else { throw Self.notFound(id) }
+            let view = rendered(StoredJob.view(of: after)).view
+            if state == .cancelled { events.publish(id, .state(view)) }
+            if record.state == .queued { invalidateQueueDepth() }
+            return view
+        case .finished, .cancelled:
+            let view = StoredJob.view(of: record)
+            let deleted = try storeCall { () throws(JobStoreError) in try store.deleteFinished(id: JobID(id)) }
+            finishedJobs[id] = nil
+            guard deleted else { throw APIError(.conflict, "job \(id) changed state while it was being deleted; try again") }
+            return view
+        }
+    }
+
+    // MARK: Load
+
+    /// Jobs waiting in the queue.
+    func queueDepth() throws(APIError) -> Int {
+        let now = DispatchTimeNanoseconds.now()
+        if let cached = queueDepthCache.withLock({ $0 }), now - cached.measuredAt < Self.queueDepthCacheNanoseconds {
+            return cached.queued
+        }
+        let queued = try storeCall { () throws(JobStoreError) in try store.countsByState().queued }
+        queueDepthCache.withLock { $0 = (now, queued) }
+        return queued
+    }
+
+    /// Throws 503 with `Retry-After` when `count` more jobs would exceed the queue maximum.
+    func checkCapacity(adding count: Int) throws(APIError) {
+        let queued = try queueDepth()
+        guard queued + count <= configuration.maxQueuedJobs else {
+            throw APIError(
+                .serviceUnavailable,
+                "the queue is full (\(queued) jobs waiting, maximum \(configuration.maxQueuedJobs)); retry later",
+                retryAfterSeconds: configuration.retryAfterSeconds)
+        }
+    }
+
+    private func noteQueued(_ count: Int) {
+        queueDepthCache.withLock { cache in
+            if let current = cache { cache = (current.measuredAt, current.queued + count) }
+        }
+    }
+
+    /// Forgets the cached queue depth (after runners claim or cancels remove queued jobs).
+    func invalidateQueueDepth() { queueDepthCache.withLock { $0 = nil } }
+
+    // MARK: Store access
+
+    private func record(id: String) throws(APIError) -> JobRecord? {
+        // Ids are 22 base64url characters; anything else cannot exist, no need to ask the store.
+        guard !id.isEmpty, id.utf8.count <= 64 else { return nil }
+        return try storeCall { () throws(JobStoreError) in try store.job(id: JobID(id)) }
+    }
+
+    private func storeCall<T>(_ body: () throws(JobStoreError) -> T) throws(APIError) -> T {
+        do { return try body() } catch { throw Self.apiError(error) }
+    }
+
+    /// The client-facing form of a store failure.
+    static func apiError(_ error: JobStoreError) -> APIError {
+        switch error.code {
+        case .notFound: APIError(.notFound, error.message)
+        case .idempotencyConflict:
+            APIError(.idempotencyConflict, "this Idempotency-Key was used with a different request", field: "Idempotency-Key")
+        default:
+            error.isTemporarilyUnavailable
+                ? APIError(.serviceUnavailable, "the job store is temporarily unavailable: \(error.message)", retryAfterSeconds: 1)
+                : APIError(.internalError, "the job store failed: \(error.code.rawValue)")
+        }
+    }
+
+    static func notFound(_ id: String) -> APIError { APIError(.notFound, "no job with id \(id)") }
+}
+
+/// Monotonic nanoseconds for short-lived caches.
+enum DispatchTimeNanoseconds {
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+}
+
+/// The cancellation tokens of jobs running in this process.
+final class RunningJobs: Sendable {
+    private let tokens = Mutex<[String: RunningJob]>([:])
+
+    /// A job a runner holds: its token and the runner's worker name (for lease renewal).
+    struct RunningJob: Sendable {
+        let token: RunCancellation
+        let worker: String
+    }
+
+    func register(_ id: String, worker: String, token: RunCancellation) {
+        tokens.withLock { $0[id] = RunningJob(token: token, worker: worker) }
+    }
+
+    func remove(_ id: String) { _ = tokens.withLock { $0.removeValue(forKey: id) } }
+
+    /// Cancels the job's runs if it runs here; returns whether it did.
+    @discardableResult
+    func cancel(_ id: String) -> Bool {
+        guard let job = tokens.withLock({ $0[id] }) else { return false }
+        job.token.cancel()
+        return true
+    }
+
+    var all: [(id: String, job: RunningJob)] { tokens.withLock { $0.map { ($0.key, $0.value) } } }
+}
+
+/// A job view with its JSON, so handlers send bytes encoded once.
+struct RenderedJob: Sendable {
+    let view: JobView
+    let json: [UInt8]
+}
+
+/// Rendered finished jobs by id, at most `capacity`, oldest insertions evicted first.
+final class FinishedJobCache: Sendable {
+    private struct State {
+        var entries: [String: RenderedJob] = [:]
+        var order: [String] = []
+        var head = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    subscript(id: String) -> RenderedJob? {
+        get { state.withLock { $0.entries[id] } }
+        set {
+            state.withLock { state in
+                guard let newValue else {
+                    state.entries[id] = nil
+                    return
+                }
+                if state.entries.updateValue(newValue, forKey: id) == nil { state.order.append(id) }
+                while state.entries.count > capacity, state.head < state.order.count {
+                    state.entries[state.order[state.head]] = nil
+                    state.head += 1
+                }
+                // Compact the eviction order now and then so it does not grow without bound.
+                if state.head > capacity {
+                    state.order.removeFirst(state.head)
+                    state.head = 0
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import HTTPCore
+import Isolation
+import JobStore
+import Logging
+import Synchronization
+
+/// The whole running service: job store, sandbox, runners, webhook sender and HTTP server,
+/// started and stopped together. `serve`, the end-to-end tests and `bench e2e` all use it.
+final class SandboxService: Sendable {
+    let settings: ServerSettings
+    let store: SQLiteJobStore
+    let sandbox: Sandbox
+    let service: JobService
+    let runners: JobRunnerPool
+    let webhooks: WebhookSender
+    let routes: APIRoutes
+    let server: HTTPServer
+    private let logger: Logger
+    private let stopped = Atomic<Bool>(false)
+
+    /// The port the HTTP server listens on (the real one when 0 was asked for).
+    var port: Int { server.localAddress.port }
+
+    /// Why the service cannot start, with what to do about it.
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Opens the store in the data directory, sets up the sandbox, starts runners, the webhook
+    /// sender and the HTTP server.
+    /// - Parameters:
+    ///   - languages: the result of `LanguageRegistry.detect()`; only available languages are offered.
+    ///   - webhookPollInterval: how often due webhooks are looked for (tests shorten it).
+    init(settings: ServerSettings, registry: LanguageRegistry, languages: [LanguageAvailability], logger: Logger,
+         webhookPollInterval: Duration = .milliseconds(250)) throws {
+        self.settings = settings
+        self.logger = logger
+        do {
+            try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw StartError(description: "cannot create the data directory \(settings.dataDirectory): \(error.localizedDescription)")
+        }
+        var storeConfiguration = SQLiteJobStore.Configuration(path: settings.dataDirectory + "/jobs.sqlite3")
+        storeConfiguration.maxAttempts = settings.maxAttempts
+        do {
+            store = try SQLiteJobStore(configuration: storeConfiguration)
+        } catch {
+            throw StartError(description: "cannot open the job store: \(error)")
+        }
+        if !store.startupRequeue.requeued.isEmpty || !store.startupRequeue.abandoned.isEmpty {
+            logger.warning("jobs of a previous run recovered", metadata: [
+                "requeued": "\(store.startupRequeue.requeued.count)", "abandoned": "\(store.startupRequeue.abandoned.count)"])
+        }
+
+        var sandboxArguments = ["--work-root", settings.workRoot, "--cgroup-parent", settings.cgroupParent,
+                                "--cgroup-version", settings.cgroupVersion, "--first-uid", String(settings.firstUID)]
+        let sandboxOptions = try SandboxOptions.parse(sandboxArguments)
+        do {
+            sandbox = try Sandbox(configuration: try sandboxOptions.configuration(slots: settings.workers))
+        } catch let error as SandboxError {
+            throw StartError(description: "cannot set up the sandbox: \(error)")
+        }
+        let selfTest = sandbox.selfTest()
+        let sandboxProblem: String? = selfTest.status == .ok ? nil : "self-test failed: \(selfTest.message ?? selfTest.status.rawValue)"
+        if let sandboxProblem { logger.error("sandbox self-test failed; /v1/health reports unavailable", metadata: ["reason": "\(sandboxProblem)"]) }
+
+        var limits = ServerLimits.standard
+        limits.maxima.network = settings.allowNetwork
+        let available = languages.filter(\.isAvailable)
+        let validator = JobRequestValidator(registry: registry.restricted(to: Set(available.map(\.language.id))), limits: limits)
+        let policy = WebhookPolicy(allow: settings.webhookAllow)
+        service = JobService(
+            store: store, validator: validator, webhookPolicy: policy,
+            configuration: JobService.Configuration(maxQueuedJobs: settings.maxQueuedJobs, maxWait: .seconds(settings.maxWaitSeconds)),
+            workAvailable: WorkSignal(capacity: settings.workers))
+        runners = JobRunnerPool(service: service, sandbox: sandbox, workers: settings.workers,
+                                lease: .seconds(settings.leaseSeconds), logger: logger)
+        webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
+                                 pollInterval: webhookPollInterval)
+        var features: [String] = ["webhooks", "events", "batch", "idempotency"]
+        if !settings.apiKeys.isEmpty { features.append("auth") }
+        if settings.webhookSecret != nil { features.append("webhook_signatures") }
+        if settings.allowNetwork { features.append("network") }
+        routes = APIRoutes(
+            service: service, authenticator: Authenticator(keys: settings.apiKeys),
+            serverInfo: APIRoutes.ServerInfo(version: APIRoutes.version, languages: languages, limits: limits, features: features,
+                                             sandboxProblem: { sandboxProblem }))
+        var httpConfiguration = HTTPServerConfiguration()
+        httpConfiguration.host = settings.host
+        httpConfiguration.port = settings.port
+        // A job's files, stdins and expected outputs are capped well below this (ServerLimits);
+        // a batch of 100 may carry more.
+        httpConfiguration.limits.maxBodySize = 64 << 20
+        do {
+            server = try HTTPServer(configuration: httpConfiguration, router: routes.makeRouter())
+        } catch {
+            sandbox.close()
+            throw StartError(description: "cannot listen on \(settings.host):\(settings.port): \(error)")
+        }
+        runners.start()
+        webhooks.start()
+        try server.start()
+        logger.info("serving", metadata: [
+            "address": "\(server.localAddress)", "workers": "\(settings.workers)", "data-dir": "\(settings.dataDirectory)",
+            "languages": "\(available.map(\.language.id).joined(separator: ","))", "cgroup": "v\(sandbox.cgroupVersion)"])
+    }
+
+    /// Stops accepting requests, lets running jobs finish for a while, then removes every
+    /// sandbox cgroup and mount. Queued jobs stay queued for the next start.
+    func stop(gracePeriod: Duration = .seconds(10)) {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        server.shutdown(gracePeriod: .seconds(2))
+        runners.stop(gracePeriod: gracePeriod)
+        webhooks.stop()
+        sandbox.close()
+    }
+
+    /// Runs `LanguageRegistry.detect()` from synchronous code (not on the cooperative pool).
+    static func detectLanguages(_ registry: LanguageRegistry) -> [LanguageAvailability] {
+        let result = Mutex<[LanguageAvailability]>([])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let detected = await registry.detect()
+            result.withLock { $0 = detected }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0 }
+    }
+}
