@@ -56,6 +56,8 @@ final class SandboxService: Sendable {
 
         var sandboxArguments = ["--work-root", settings.workRoot, "--cgroup-parent", settings.cgroupParent,
                                 "--cgroup-version", settings.cgroupVersion, "--first-uid", String(settings.firstUID)]
+        if settings.cgroupDelegated { sandboxArguments.append("--cgroup-delegated") }
+        if settings.userNamespace { sandboxArguments.append("--user-namespace") }
         let sandboxOptions = try SandboxOptions.parse(sandboxArguments)
         do {
             sandbox = try Sandbox(configuration: try sandboxOptions.configuration(slots: settings.workers))

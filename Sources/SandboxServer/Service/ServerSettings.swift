@@ -48,6 +48,10 @@ struct ServerSettings: Sendable, Equatable {
     var cgroupParent = "sandbox-server"
     var cgroupVersion = "auto"
     var firstUID: UInt32 = 60_000
+    /// cgroup v2 in a delegated subtree (systemd `Delegate=yes`).
+    var cgroupDelegated = false
+    /// Each job also in a user namespace.
+    var userNamespace = false
 
     /// Where a value came from, for the start-up log.
     enum Source: String, Sendable { case flag, environment, file, `default` }
@@ -150,6 +154,14 @@ struct ServerSettings: Sendable, Equatable {
         Definition(name: "first-uid", valueName: "UID", defaultDescription: "60000",
                    help: "uid of the first sandbox slot; slot n runs as first-uid + n.") {
             $0.firstUID = UInt32(try integer($1, "first-uid", in: 1_000...4_000_000_000))
+        },
+        Definition(name: "cgroup-delegated", valueName: nil, defaultDescription: "false",
+                   help: "cgroup v2 in a delegated subtree (systemd Delegate=yes, a container's cgroup namespace): the server moves itself into a leaf 'supervisor' group and creates job groups beside it, touching nothing outside its own group.") {
+            $0.cgroupDelegated = try boolean($1, "cgroup-delegated")
+        },
+        Definition(name: "user-namespace", valueName: nil, defaultDescription: "false",
+                   help: "Also put every job in a user namespace: root inside is the slot's unprivileged uid outside.") {
+            $0.userNamespace = try boolean($1, "user-namespace")
         },
     ]
 

@@ -156,9 +156,10 @@ import Testing
 }
 
 @Suite struct ServiceDocumentationTests {
-    /// docs/service.md carries the table generated from the settings definitions, verbatim.
-    @Test func configurationTableInDocsIsCurrent() throws {
-        let document = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/service.md"), encoding: .utf8)
-        #expect(document.contains(ServerSettings.markdownTable), "replace the table in docs/service.md with:\n\(ServerSettings.markdownTable)")
+    /// docs/service.md and the README carry the table generated from the settings definitions, verbatim.
+    @Test(arguments: ["docs/service.md", "README.md"])
+    func configurationTableIsCurrent(_ file: String) throws {
+        let document = try String(contentsOf: repositoryRoot.appendingPathComponent(file), encoding: .utf8)
+        #expect(document.contains(ServerSettings.markdownTable), "replace the table in \(file) with:\n\(ServerSettings.markdownTable)")
     }
 }
