@@ -16,7 +16,7 @@ struct Judge0Configuration: Sendable, Equatable {
     /// Whether a submission may ask for `enable_network` (the server's `--allow-network`).
     /// Unlike Judge0 (where it defaults to true, see CVE-2024-29021), off unless configured.
     var allowEnableNetwork = false
-    var enableCallbacks = false
+    var enableCallbacks = true
     var callbacksMaxTries = 3
     var callbacksTimeout = 5.0
     var enableSubmissionDelete = true

@@ -37,10 +37,22 @@ struct Judge0Routes: Sendable {
                 table[alias.id] = Judge0Language(
                     id: alias.id, name: Self.displayName(alias.name, version: availability.version),
                     definition: availability.language)
+                for (olderID, olderName) in Self.olderVersions[alias.id] ?? [] where table[olderID] == nil {
+                    table[olderID] = Judge0Language(
+                        id: olderID, name: Self.displayName(olderName, version: availability.version), definition: availability.language)
+                }
             }
         }
         self.languages = table
     }
+
+    /// Active Judge0 ids that name an older compiler of a language we run under its newest id.
+    /// Clients pick them (the Python SDK resolves `CPP` to 52, "C++ (GCC 7.4.0)"), and the
+    /// compiler installed here serves them all; the listed name shows its real version.
+    static let olderVersions: [Int: [(Int, String)]] = [
+        50: [(48, "C (GCC 7.4.0)"), (49, "C (GCC 8.3.0)")],
+        54: [(52, "C++ (GCC 7.4.0)"), (53, "C++ (GCC 8.3.0)")],
+    ]
 
     /// Judge0's name with its version replaced by the detected one: `Python (3.8.1)` on a
     /// machine with Python 3.11.2 is listed as `Python (3.11.2)`.
@@ -353,7 +365,7 @@ struct Judge0Routes: Sendable {
             ("limits.memory_bytes", "memory_limit"), ("limits.processes", "max_processes_and_or_threads"),
             ("limits.output_bytes", "max_file_size"), ("limits.file_size_bytes", "max_file_size"),
             ("limits.network", "enable_network"), ("stdin", "stdin"), ("tests", "expected_output"),
-            ("jobs[", "base"),
+            ("callback_url", "callback_url"), ("jobs[", "base"),
         ]
         return table.first { native.hasPrefix($0.prefix) }?.field ?? "base"
     }

@@ -321,7 +321,7 @@ struct Judge0RequestMapper: Sendable {
             language: language.id,
             files: [FileInput(name: language.sourceFile, content: Data(source).base64EncodedString(), encoding: .base64)],
             stdin: stdin, args: args, compileOptions: compileOptions, limits: limits, tests: tests,
-            compare: CompareSpec(mode: .trailingWhitespace), stopOnFirstFailure: true, callbackURL: nil,
+            compare: CompareSpec(mode: .trailingWhitespace), stopOnFirstFailure: true, callbackURL: submission.callbackURL,
             metadata: settings.metadata)
     }
 
