@@ -220,6 +220,11 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(request.stopOnFirstFailure == true)
     }
 
+    @Test func hugeNumbersWhereTextIsExpectedDoNotTrap() throws {
+        let request = try map(["source_code": .string("x"), "language_id": .number(71), "command_line_arguments": .number(1e300)])
+        #expect(request.args?.count == 1)
+    }
+
     @Test func validationUsesJudge0FieldsAndMessages() {
         do {
             _ = try map(["source_code": .string("  "), "language_id": .number(9999), "cpu_time_limit": .number(16),
@@ -359,6 +364,8 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(meta["current_page"] as? Int == 2 && meta["next_page"] is NSNull && meta["prev_page"] as? Int == 1)
         #expect(meta["total_pages"] as? Int == 2 && meta["total_count"] as? Int == 2)
         #expect(try transport.get("/submissions?page=-4").json["error"] as? String == "invalid page: -4")
+        let far = try transport.get("/submissions?page=9223372036854775807&per_page=100")
+        #expect(far.status == 200 && (far.json["submissions"] as? [Any])?.isEmpty == true, "a page past the end, no overflow")
         let delete = try transport.delete("/submissions/\(token)")
         #expect(delete.status == 400 && delete.json["error"] as? String == "submission cannot be deleted because its status is 1 (In Queue)")
     }

@@ -183,11 +183,13 @@ struct Judge0Routes: Sendable {
         do {
             let counts = try Self.storeCall { () throws(JobStoreError) in try service.store.countsByState() }
             let total = counts.queued + counts.running + counts.finished + counts.cancelled
-            // The store pages by cursor, newest first; walk to the page's offset.
-            var skip = (page - 1) * perPage
+            // The store pages by cursor, newest first; walk to the page's offset (a page past
+            // the end is empty without walking, and cannot overflow the offset).
+            let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: perPage)
+            var skip = overflow ? Int.max : offset
             var cursor: String?
             var views: [JobView] = []
-            while views.count < perPage {
+            while views.count < perPage && skip < total {
                 let take = min(100, skip + perPage - views.count)
                 let listed = try service.list(limit: take, cursor: cursor)
                 var jobs = listed.jobs[...]

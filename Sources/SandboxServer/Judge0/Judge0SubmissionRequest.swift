@@ -72,7 +72,8 @@ struct Judge0SubmissionRequest: Sendable, Equatable {
             switch fields[key] {
             case .none, .null?: return nil
             case .string(let value)?: return value
-            case .number(let value)?: return value == value.rounded() ? String(Int(value)) : String(value)
+            // Int(_:) traps beyond its range; only whole numbers well inside it print as integers.
+            case .number(let value)?: return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
             case .bool(let value)?: return String(value)
             default:
                 errors.add(key, "is invalid")
