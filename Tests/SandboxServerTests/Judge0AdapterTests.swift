@@ -220,6 +220,30 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(request.stopOnFirstFailure == true)
     }
 
+    @Test func multiFileProgramCarriesTheArchiveAndTheExtractor() throws {
+        let registry = try LanguageRegistry.embedded()
+        let available = registry.languages.map { LanguageAvailability(language: $0, version: "1.0.0", unavailableReason: nil) }
+        let (extended, _) = Judge0MultiFileProgram.including(registry: registry, languages: available)
+        var table: [Int: LanguageDefinition] = [:]
+        for language in extended.languages { for alias in language.judge0 { table[alias.id] = language } }
+        let mapper = Judge0RequestMapper(configuration: Judge0Configuration(), languages: table)
+        let request = try mapper.map(try Judge0SubmissionRequest(
+            fields: ["language_id": .number(89), "additional_files": .string("UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==\n")], base64Encoded: false))
+        #expect(request.language == "judge0-multi-file")
+        #expect(request.files?.map(\.name) == ["additional_files.zip", "judge0_extract.py"])
+        #expect(request.files?.first?.content == "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==")
+        // The native validator accepts it: the compile step unpacks inside the box.
+        let validated = try JobRequestValidator(registry: extended, limits: .standard).validate(request)
+        #expect(validated.compileCommand?.first == "/usr/bin/bash" && validated.runCommand == ["/usr/bin/bash", "run"])
+        #expect(throws: Judge0ValidationErrors.self) {
+            try mapper.map(try Judge0SubmissionRequest(fields: ["language_id": .number(89), "source_code": .string("x")], base64Encoded: false))
+        }
+        #expect(throws: Judge0ValidationErrors.self) {
+            try mapper.map(try Judge0SubmissionRequest(
+                fields: ["language_id": .number(71), "source_code": .string("x"), "additional_files": .string("UEsFBg==")], base64Encoded: false))
+        }
+    }
+
     @Test func hugeNumbersWhereTextIsExpectedDoNotTrap() throws {
         let request = try map(["source_code": .string("x"), "language_id": .number(71), "command_line_arguments": .number(1e300)])
         #expect(request.args?.count == 1)

@@ -159,5 +159,33 @@ def judge0_client_roundtrip():
 
 check("judge0-client: about, workers, isolate, license, submit and poll (base64, UTF-8)", judge0_client_roundtrip)
 
+
+def judge0_client_multi_file():
+    from judge0_client import Judge0Client, MultiFileSubmission  # noqa: PLC0415
+
+    async def main():
+        async with Judge0Client(base_url=ENDPOINT) as other:
+            created = await other.create_submission(MultiFileSubmission(
+                additional_files={
+                    "compile": "gcc -O2 -o program src/main.c src/greet.c\n",
+                    "run": "./program \"$@\"\n",
+                    "src/main.c": '#include <stdio.h>\nvoid greet(const char *);\nint main(void){ char s[32]; scanf("%31s", s); greet(s); return 0; }\n',
+                    "src/greet.c": '#include <stdio.h>\nvoid greet(const char *s){ printf("multi, %s\\n", s); }\n',
+                },
+                stdin="file\n", expected_output="multi, file\n"))
+            detail = None
+            for _ in range(300):
+                detail = await other.get_submission(created.token)
+                if detail.status.id not in (1, 2):
+                    break
+                await asyncio.sleep(0.1)
+            expect(detail.status.id == 3, f"status {detail.status} compile_output={detail.compile_output!r} stderr={detail.stderr!r}")
+            expect(detail.stdout == "multi, file\n", f"stdout {detail.stdout!r}")
+
+    asyncio.run(main())
+
+
+check("judge0-client: Multi-file program (89) with compile and run scripts", judge0_client_multi_file)
+
 print(f"{results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

@@ -247,9 +247,18 @@ struct Judge0RequestMapper: Sendable {
             errors.add("language_id", "can't be blank")
         }
         let source = submission.sourceCode ?? []
-        if source.allSatisfy({ $0 == 0x20 || (0x09...0x0D).contains($0) }) { errors.add("source_code", "can't be blank") }
-        if submission.additionalFiles != nil {
-            errors.add("additional_files", "are not supported by this server (enable_additional_files is false)")
+        let sourceIsBlank = source.allSatisfy { $0 == 0x20 || (0x09...0x0D).contains($0) }
+        // additional_files is always base64, whatever base64_encoded says.
+        let archive = submission.additionalFiles.map(Judge0Base64.decode)
+        let isMultiFile = submission.languageID == Judge0MultiFileProgram.judge0ID
+        if isMultiFile {
+            if !sourceIsBlank { errors.add("source_code", "must be blank for Multi-file program") }
+            if archive?.isEmpty ?? true { errors.add("additional_files", "can't be blank") }
+        } else {
+            if sourceIsBlank { errors.add("source_code", "can't be blank") }
+            if archive != nil {
+                errors.add("additional_files", "are supported only with language \(Judge0MultiFileProgram.judge0ID) (Multi-file program) on this server")
+            }
         }
         let cpu = ranged(submission.cpuTimeLimit, "cpu_time_limit", default: config.cpuTimeLimit, minimum: 0, maximum: config.maxCPUTimeLimit)
         let extra = ranged(submission.cpuExtraTime, "cpu_extra_time", default: config.cpuExtraTime, minimum: 0, maximum: config.maxCPUExtraTime)
@@ -318,9 +327,16 @@ struct Judge0RequestMapper: Sendable {
         // number_of_runs: one compile, then the same run repeated as tests that stop at the
         // first failure (Judge0 recompiles every time; the result is the same).
         let tests = (0..<runs).map { _ in TestInput(stdin: nil, expectedOutput: expected) }
+        let files = if isMultiFile, let archive {
+            // The archive and the extractor; the sandboxed compile step unpacks one with the other.
+            [FileInput(name: Judge0MultiFileProgram.archiveName, content: Data(archive).base64EncodedString(), encoding: .base64),
+             FileInput(name: Judge0MultiFileProgram.extractorName, content: Judge0MultiFileProgram.extractor)]
+        } else {
+            [FileInput(name: language.sourceFile, content: Data(source).base64EncodedString(), encoding: .base64)]
+        }
         return JobRequest(
             language: language.id,
-            files: [FileInput(name: language.sourceFile, content: Data(source).base64EncodedString(), encoding: .base64)],
+            files: files,
             stdin: stdin, args: args, compileOptions: compileOptions, limits: limits, tests: tests,
             compare: CompareSpec(mode: .trailingWhitespace), stopOnFirstFailure: true, callbackURL: submission.callbackURL,
             metadata: settings.metadata)

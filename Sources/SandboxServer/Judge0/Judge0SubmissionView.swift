@@ -73,6 +73,7 @@ struct Judge0SubmissionView: Sendable {
     private func text(_ field: String) -> [UInt8]? {
         switch field {
         case "source_code":
+            if settings?.languageID == Judge0MultiFileProgram.judge0ID { return nil }  // the program is the archive
             guard let file = request?.files?.first else { return request?.source.map { Array($0.utf8) } }
             return file.encoding == .base64 ? Data(base64Encoded: file.content).map(Array.init) : Array(file.content.utf8)
         case "stdin": return request?.stdin.map { Array($0.utf8) }
@@ -138,7 +139,12 @@ struct Judge0SubmissionView: Sendable {
         case "command_line_arguments": return .optional(settings?.commandLineArguments)
         case "redirect_stderr_to_stdout": return settings.map { .bool($0.redirectStderrToStdout) } ?? .null
         case "callback_url": return .optional(settings?.callbackURL)
-        case "additional_files": return .null
+        case "additional_files":
+            guard settings?.languageID == Judge0MultiFileProgram.judge0ID,
+                  let archive = request?.files?.first(where: { $0.name == Judge0MultiFileProgram.archiveName }),
+                  let bytes = Data(base64Encoded: archive.content)
+            else { return .null }
+            return .string(Judge0Base64.encode(Array(bytes)))
         case "enable_network": return settings.map { .bool($0.enableNetwork) } ?? .null
         default: return .null
         }

@@ -68,6 +68,8 @@ final class SandboxService: Sendable {
         let sandboxProblem: String? = selfTest.status == .ok ? nil : "self-test failed: \(selfTest.message ?? selfTest.status.rawValue)"
         if let sandboxProblem { logger.error("sandbox self-test failed; /v1/health reports unavailable", metadata: ["reason": "\(sandboxProblem)"]) }
 
+        // Judge0's language 89 (zip with compile/run scripts) runs wherever bash and Python do.
+        let (registry, languages) = Judge0MultiFileProgram.including(registry: registry, languages: languages)
         var limits = ServerLimits.standard
         limits.maxima.network = settings.allowNetwork
         let available = languages.filter(\.isAvailable)

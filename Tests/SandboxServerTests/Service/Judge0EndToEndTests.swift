@@ -42,6 +42,59 @@ struct Judge0EndToEndTests {
         #expect(native.json["compile"] is [String: Any], "one compile step")
     }
 
+    /// A zip made by the host's Python: `entries` maps names to contents; `links` maps link
+    /// names to targets (stored as symbolic links, as `zip -y` would).
+    func zipArchive(_ entries: [String: String], links: [String: String] = [:]) throws -> String {
+        let script = """
+        import base64, io, json, sys, zipfile
+        spec = json.loads(sys.argv[1])
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, content in spec["entries"].items():
+                archive.writestr(name, content)
+            for name, target in spec["links"].items():
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (0o120777 << 16)
+                archive.writestr(info, target)
+        print(base64.b64encode(buffer.getvalue()).decode())
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, jsonText(["entries": entries, "links": links])]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func multiFileProgramUnpacksInsideTheBoxAndRefusesUnsafeArchives() async throws {
+        let fixture = try await TestService()
+        let api = fixture.transport(.live)
+        let fields = "?wait=true&fields=status_id,stdout,compile_output,additional_files,source_code"
+        let good = try zipArchive([
+            "compile": "gcc -o program lib/main.c\n", "run": "./program \"$@\"\n",
+            "lib/main.c": "#include <stdio.h>\nint main(int c, char **v){ printf(\"%d %s\\n\", c, v[1]); return 0; }\n",
+        ])
+        let accepted = try api.post("/submissions" + fields, jsonText(["language_id": 89, "additional_files": good,
+                                                                      "command_line_arguments": "'two words'"]))
+        #expect(accepted.json["status_id"] as? Int == 3, "\(accepted)")
+        #expect(accepted.json["stdout"] as? String == "2 two words\n")
+        #expect(accepted.json["source_code"] is NSNull)
+        #expect((accepted.json["additional_files"] as? String).map { Data(base64Encoded: $0.replacingOccurrences(of: "\n", with: "")) != nil } == true)
+
+        let traversal = try api.post("/submissions" + fields, jsonText(["language_id": 89,
+                                                                       "additional_files": try zipArchive(["run": "cat ../x", "../escape": "x"])]))
+        #expect(traversal.json["status_id"] as? Int == 6, "\(traversal)")
+        #expect((traversal.json["compile_output"] as? String)?.contains("unsafe path") == true)
+
+        let link = try api.post("/submissions" + fields, jsonText(["language_id": 89,
+                                                                  "additional_files": try zipArchive(["run": "cat passwd"], links: ["passwd": "/etc/passwd"])]))
+        #expect(link.json["status_id"] as? Int == 6, "\(link)")
+        #expect((link.json["compile_output"] as? String)?.contains("symbolic link") == true)
+    }
+
     @Test func callbackIsAPutOfTheDefaultFieldsInBase64() async throws {
         let receiver = try WebhookReceiver(statuses: [200])
         let fixture = try await TestService { settings in settings.webhookAllow = ["127.0.0.1/32"] }
