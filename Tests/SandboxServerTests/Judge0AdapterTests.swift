@@ -323,6 +323,10 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(workers.first?["failed"] as? Int == 0 && workers.first?["available"] as? Int == 2)
         #expect(try transport.get("/system_info").json["CPU(s)"] != nil)
         #expect(try transport.send(.POST, "/authenticate", body: nil, headers: [:]).status == 200)
+        let preflight = try transport.send(.OPTIONS, "/submissions/abc", body: nil, headers: ["Origin": "https://ide.example"])
+        #expect(preflight.status == 204 && preflight.headers["access-control-allow-origin"] == "*")
+        #expect(preflight.headers["access-control-allow-headers"]?.contains("X-Auth-Token") == true)
+        #expect(config.headers["access-control-allow-origin"] == "*")
     }
 
     @Test func createReadAndFields() throws {

@@ -95,7 +95,21 @@ struct Judge0Routes: Sendable {
         router.get("/system_info") { request in guarded(request) { Self.json(SystemInfo.current()) } }
         router.post("/authenticate") { request in guarded(request) { HTTPResponse(status: .ok) } }
         router.post("/authorize") { request in guarded(request, authorize: true) { HTTPResponse(status: .ok) } }
+        // CORS preflights, answered without credentials as browsers send them.
+        for pattern in Set(router.routeTable.map(\.pattern)) {
+            router.add(.OPTIONS, pattern) { _ in Self.withCORS(HTTPResponse(status: .noContent)) }
+        }
         return router
+    }
+
+    /// Judge0 allows every origin by default (browser IDEs call it directly); keys travel in
+    /// headers, never cookies, so a wildcard grants a page nothing the key does not.
+    static func withCORS(_ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.headers.replaceOrAdd(name: "Access-Control-Allow-Origin", value: "*")
+        response.headers.replaceOrAdd(name: "Access-Control-Allow-Methods", value: "GET, POST, DELETE, OPTIONS")
+        response.headers.replaceOrAdd(name: "Access-Control-Allow-Headers", value: "Content-Type, X-Auth-Token, X-Auth-User, tokens")
+        return response
     }
 
     static let about = Judge0JSON.object([
@@ -419,6 +433,10 @@ struct Judge0Routes: Sendable {
     /// and renders its failure.
     private func guarded(_ request: HTTPRequest, authorize: Bool = false,
                          _ body: () throws -> HTTPResponse) -> HTTPResponse {
+        Self.withCORS(respond(request, authorize: authorize, body))
+    }
+
+    private func respond(_ request: HTTPRequest, authorize: Bool, _ body: () throws -> HTTPResponse) -> HTTPResponse {
         if authenticator.isEnabled {
             let token = request.headers["X-Auth-Token"] ?? request.queryParameters["X-Auth-Token"] ?? Authenticator.token(in: request)
             guard let token, key(token) != nil else { return HTTPResponse(status: .unauthorized) }
