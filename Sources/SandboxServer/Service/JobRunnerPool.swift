@@ -159,7 +159,7 @@ final class JobRunnerPool: Sendable {
             finished.state = .finished
             finished.result = result
             finished.finishedAt = .now
-            webhook = WebhookRequest(url: url, payload: APIJSON.encode(StoredJob.view(of: finished, request: request)))
+            webhook = WebhookRequest(url: url, payload: Judge0Callback.payload(for: StoredJob.view(of: finished, request: request)))
         }
         do {
             try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)

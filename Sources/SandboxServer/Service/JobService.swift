@@ -230,7 +230,7 @@ final class JobService: Sendable {
                 var view = StoredJob.view(of: record)
                 view.state = .cancelled
                 view.message = "cancelled"
-                return WebhookRequest(url: url, payload: APIJSON.encode(view))
+                return WebhookRequest(url: url, payload: Judge0Callback.payload(for: view))
             }
             let state = try storeCall { () throws(JobStoreError) in try store.cancel(id: JobID(id), webhook: webhook) }
             running.cancel(id)

@@ -16,6 +16,8 @@ final class SandboxService: Sendable {
     let runners: JobRunnerPool
     let webhooks: WebhookSender
     let routes: APIRoutes
+    /// The Judge0-compatible API, served at the root next to `/v1`.
+    let judge0: Judge0Routes
     let server: HTTPServer
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
@@ -68,6 +70,8 @@ final class SandboxService: Sendable {
         let sandboxProblem: String? = selfTest.status == .ok ? nil : "self-test failed: \(selfTest.message ?? selfTest.status.rawValue)"
         if let sandboxProblem { logger.error("sandbox self-test failed; /v1/health reports unavailable", metadata: ["reason": "\(sandboxProblem)"]) }
 
+        // Judge0's language 89 (zip with compile/run scripts) runs wherever bash and Python do.
+        let (registry, languages) = Judge0MultiFileProgram.including(registry: registry, languages: languages)
         var limits = ServerLimits.standard
         limits.maxima.network = settings.allowNetwork
         let available = languages.filter(\.isAvailable)
@@ -89,6 +93,11 @@ final class SandboxService: Sendable {
             service: service, authenticator: Authenticator(keys: settings.apiKeys),
             serverInfo: APIRoutes.ServerInfo(version: APIRoutes.version, languages: languages, limits: limits, features: features,
                                              sandboxProblem: { sandboxProblem }))
+        judge0 = Judge0Routes(
+            service: service, authenticator: Authenticator(keys: settings.apiKeys),
+            configuration: Judge0Configuration(settings: settings), languages: languages, workers: settings.workers)
+        var router = routes.makeRouter()
+        router.mount("/", judge0.makeRouter())
         var httpConfiguration = HTTPServerConfiguration()
         httpConfiguration.host = settings.host
         httpConfiguration.port = settings.port
@@ -96,7 +105,7 @@ final class SandboxService: Sendable {
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
         do {
-            server = try HTTPServer(configuration: httpConfiguration, router: routes.makeRouter())
+            server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()
             throw StartError(description: "cannot listen on \(settings.host):\(settings.port): \(error)")

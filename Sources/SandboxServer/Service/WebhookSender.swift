@@ -75,15 +75,17 @@ final class WebhookSender: Sendable {
             return
         }
         let body: Data
+        // The job decides the method (Judge0 submissions are PUT, as Judge0 sends them).
+        let record = try? store.job(id: delivery.jobID)
         if let payload = delivery.payload {
             body = payload
-        } else if let record = try? store.job(id: delivery.jobID) {
-            body = APIJSON.encode(StoredJob.view(of: record))
+        } else if let record {
+            body = Judge0Callback.payload(for: StoredJob.view(of: record))
         } else {
             try? store.markWebhookFailed(id: delivery.id, error: "the job no longer exists")
             return
         }
-        switch post(body, to: url, delivery: delivery) {
+        switch post(body, to: url, method: Judge0Callback.httpMethod(for: record), delivery: delivery) {
         case .delivered:
             try? store.markWebhookDelivered(id: delivery.id)
         case .permanentFailure(let reason):
@@ -101,9 +103,9 @@ final class WebhookSender: Sendable {
         case retry(String)
     }
 
-    private func post(_ body: Data, to url: URL, delivery: WebhookDelivery) -> Attempt {
+    private func post(_ body: Data, to url: URL, method: String, delivery: WebhookDelivery) -> Attempt {
         var request = URLRequest(url: url, timeoutInterval: Double(requestTimeout.components.seconds))
-        request.httpMethod = "POST"
+        request.httpMethod = method
         request.httpBody = body
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("sandbox-server-webhook", forHTTPHeaderField: "User-Agent")

@@ -286,6 +286,8 @@ final class WebhookReceiver: @unchecked Sendable {
     struct Received {
         var headers: [String: String]
         var body: [UInt8]
+        /// The request line's method (`POST`, or `PUT` for Judge0 callbacks).
+        var method = ""
     }
 
     let port: Int
@@ -342,7 +344,8 @@ final class WebhookReceiver: @unchecked Sendable {
                 if let response = LiveTransport.splitMessage(raw), let length = Int(response.headers["content-length"] ?? "0"),
                    response.body.count >= length {
                     let status = lock.withLock { () -> Int in
-                        received.append(Received(headers: response.headers, body: Array(response.body.prefix(length))))
+                        received.append(Received(headers: response.headers, body: Array(response.body.prefix(length)),
+                                                 method: String(decoding: raw.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)))
                         return statuses[min(received.count - 1, statuses.count - 1)]
                     }
                     let reply = "HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
