@@ -33,4 +33,4 @@ done
 
 "$VENV/bin/st" --config-file scripts/schemathesis.toml run openapi.yaml --url "http://127.0.0.1:$PORT" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
-    --max-time "$SECONDS_BUDGET" --max-examples 25 --workers 2 --request-timeout 90 --no-color
+    --max-time "$SECONDS_BUDGET" --max-examples 25 --workers 1 --request-timeout 90 --no-color
