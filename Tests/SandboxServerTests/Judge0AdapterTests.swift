@@ -305,112 +305,112 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
 
     func jsonArray(_ response: TestResponse) -> [Any] { (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [Any] ?? [] }
 
-    @Test func informationalRoutes() throws {
-        let config = try transport.get("/config_info")
+    @Test func informationalRoutes() async throws {
+        let config = try await transport.get("/config_info")
         #expect(config.status == 200 && config.json.count == 39)
         #expect(config.json["use_docs_as_homepage"] as? Bool == false)
         #expect(config.text.contains(#""cpu_time_limit":5.0"#))
-        let statuses = jsonArray(try transport.get("/statuses"))
+        let statuses = jsonArray(try await transport.get("/statuses"))
         #expect(statuses.count == 14)
-        #expect(try transport.get("/about").json["version"] as? String == "1.13.1")
-        let languages = jsonArray(try transport.get("/languages")) as? [[String: Any]] ?? []
+        #expect(try await transport.get("/about").json["version"] as? String == "1.13.1")
+        let languages = jsonArray(try await transport.get("/languages")) as? [[String: Any]] ?? []
         // 48 and 49 are older C compilers of Judge0's list, served by the same gcc.
         #expect(languages.map { $0["id"] as? Int } == [48, 49, 50, 71])
         #expect(languages.first?["name"] as? String == "C (GCC 12.2.0)")
-        #expect(try transport.get("/languages/71").json["source_file"] as? String == "main.py")
-        #expect(try transport.get("/languages/9999").status == 404)
-        let workers = jsonArray(try transport.get("/workers")) as? [[String: Any]] ?? []
+        #expect(try await transport.get("/languages/71").json["source_file"] as? String == "main.py")
+        #expect(try await transport.get("/languages/9999").status == 404)
+        let workers = jsonArray(try await transport.get("/workers")) as? [[String: Any]] ?? []
         #expect(workers.first?["failed"] as? Int == 0 && workers.first?["available"] as? Int == 2)
-        #expect(try transport.get("/system_info").json["CPU(s)"] != nil)
-        #expect(try transport.send(.POST, "/authenticate", body: nil, headers: [:]).status == 200)
-        let preflight = try transport.send(.OPTIONS, "/submissions/abc", body: nil, headers: ["Origin": "https://ide.example"])
+        #expect(try await transport.get("/system_info").json["CPU(s)"] != nil)
+        #expect(try await transport.send(.POST, "/authenticate", body: nil, headers: [:]).status == 200)
+        let preflight = try await transport.send(.OPTIONS, "/submissions/abc", body: nil, headers: ["Origin": "https://ide.example"])
         #expect(preflight.status == 204 && preflight.headers["access-control-allow-origin"] == "*")
         #expect(preflight.headers["access-control-allow-headers"]?.contains("X-Auth-Token") == true)
         #expect(config.headers["access-control-allow-origin"] == "*")
     }
 
-    @Test func createReadAndFields() throws {
-        let created = try transport.post("/submissions", #"{"source_code":"print(1)","language_id":71,"stdin":"x","ignored":true}"#)
+    @Test func createReadAndFields() async throws {
+        let created = try await transport.post("/submissions", #"{"source_code":"print(1)","language_id":71,"stdin":"x","ignored":true}"#)
         #expect(created.status == 201)
         let token = try #require(created.json["token"] as? String)
         #expect(created.json.count == 1)
-        let read = try transport.get("/submissions/\(token)")
+        let read = try await transport.get("/submissions/\(token)")
         #expect(Set(read.json.keys) == ["token", "time", "memory", "stdout", "stderr", "compile_output", "message", "status"])
         #expect((read.json["status"] as? [String: Any])?["id"] as? Int == 1)
-        let all = try transport.get("/submissions/\(token)?fields=*&base64_encoded=true")
+        let all = try await transport.get("/submissions/\(token)?fields=*&base64_encoded=true")
         #expect(all.json.count == 35)
         #expect(all.json["source_code"] as? String == "cHJpbnQoMSk=\n")
         #expect(all.json["cpu_time_limit"] as? String == "5.0")
         let language = all.json["language"] as? [String: Any]
         #expect(language?.count == 2 && language?["id"] as? Int == 71 && language?["name"] as? String == "Python (3.11.2)")
-        let bad = try transport.get("/submissions/\(token)?fields=stdout,nope")
+        let bad = try await transport.get("/submissions/\(token)?fields=stdout,nope")
         #expect(bad.status == 400 && bad.json["error"] as? String == "invalid fields: [nope]")
-        #expect(try transport.get("/submissions/unknown-token").status == 404)
+        #expect(try await transport.get("/submissions/unknown-token").status == 404)
     }
 
-    @Test func validationErrorsAre422WithFieldArrays() throws {
-        let response = try transport.post("/submissions", #"{"source_code":"","language_id":12345}"#)
+    @Test func validationErrorsAre422WithFieldArrays() async throws {
+        let response = try await transport.post("/submissions", #"{"source_code":"","language_id":12345}"#)
         #expect(response.status == 422)
         #expect(response.json["language_id"] as? [String] == ["language with id 12345 doesn't exist"])
         #expect(response.json["source_code"] as? [String] == ["can't be blank"])
     }
 
-    @Test func batchesKeepOrderAndLimits() throws {
+    @Test func batchesKeepOrderAndLimits() async throws {
         let body = #"{"submissions":[{"source_code":"print(1)","language_id":71},{"language_id":71},{"source_code":"int main(){}","language_id":50}]}"#
-        let created = try transport.post("/submissions/batch", body)
+        let created = try await transport.post("/submissions/batch", body)
         #expect(created.status == 201)
         let items = jsonArray(created) as? [[String: Any]] ?? []
         #expect(items.count == 3)
         #expect(items[0]["token"] != nil && items[2]["token"] != nil)
         #expect(items[1]["source_code"] as? [String] == ["can't be blank"])
         let tokens = [items[0]["token"] as? String ?? "", "missing", items[2]["token"] as? String ?? ""].joined(separator: ",")
-        let read = try transport.get("/submissions/batch?tokens=\(tokens)&fields=token,status_id")
+        let read = try await transport.get("/submissions/batch?tokens=\(tokens)&fields=token,status_id")
         let submissions = read.json["submissions"] as? [Any] ?? []
         #expect(submissions.count == 3 && submissions[1] is NSNull)
         #expect((submissions[0] as? [String: Any])?["status_id"] as? Int == 1)
         let tooMany = "{\"submissions\":[" + Array(repeating: #"{"source_code":"x","language_id":71}"#, count: 21).joined(separator: ",") + "]}"
-        let refused = try transport.post("/submissions/batch", tooMany)
+        let refused = try await transport.post("/submissions/batch", tooMany)
         #expect(refused.status == 400 && refused.json["error"] as? String == "number of submissions in a batch should be less than or equal to 20")
-        #expect(try transport.post("/submissions/batch", #"{"submissions":[]}"#).json["error"] as? String
+        #expect(try await transport.post("/submissions/batch", #"{"submissions":[]}"#).json["error"] as? String
             == "there should be at least one submission in a batch")
-        #expect(try transport.post("/submissions/batch", #"{"submissions":[{"language_id":71}]}"#).status == 422)
+        #expect(try await transport.post("/submissions/batch", #"{"submissions":[{"language_id":71}]}"#).status == 422)
     }
 
-    @Test func fullQueueIs503() throws {
-        for _ in 0..<3 { #expect(try transport.post("/submissions", #"{"source_code":"x","language_id":71}"#).status == 201) }
-        let full = try transport.post("/submissions", #"{"source_code":"x","language_id":71}"#)
+    @Test func fullQueueIs503() async throws {
+        for _ in 0..<3 { #expect(try await transport.post("/submissions", #"{"source_code":"x","language_id":71}"#).status == 201) }
+        let full = try await transport.post("/submissions", #"{"source_code":"x","language_id":71}"#)
         #expect(full.status == 503 && full.json["error"] as? String == "queue is full")
     }
 
-    @Test func listPagesAndDeleteOfQueuedIsRefused() throws {
-        let token = try #require(try transport.post("/submissions", #"{"source_code":"x","language_id":71}"#).json["token"] as? String)
-        _ = try transport.post("/submissions", #"{"source_code":"y","language_id":71}"#)
-        let page = try transport.get("/submissions?per_page=1&page=2&fields=token")
+    @Test func listPagesAndDeleteOfQueuedIsRefused() async throws {
+        let token = try #require(try await transport.post("/submissions", #"{"source_code":"x","language_id":71}"#).json["token"] as? String)
+        _ = try await transport.post("/submissions", #"{"source_code":"y","language_id":71}"#)
+        let page = try await transport.get("/submissions?per_page=1&page=2&fields=token")
         #expect(page.status == 200)
         #expect((page.json["submissions"] as? [[String: Any]])?.first?["token"] as? String == token, "newest first")
         let meta = page.json["meta"] as? [String: Any] ?? [:]
         #expect(meta["current_page"] as? Int == 2 && meta["next_page"] is NSNull && meta["prev_page"] as? Int == 1)
         #expect(meta["total_pages"] as? Int == 2 && meta["total_count"] as? Int == 2)
-        #expect(try transport.get("/submissions?page=-4").json["error"] as? String == "invalid page: -4")
-        let far = try transport.get("/submissions?page=9223372036854775807&per_page=100")
+        #expect(try await transport.get("/submissions?page=-4").json["error"] as? String == "invalid page: -4")
+        let far = try await transport.get("/submissions?page=9223372036854775807&per_page=100")
         #expect(far.status == 200 && (far.json["submissions"] as? [Any])?.isEmpty == true, "a page past the end, no overflow")
-        let delete = try transport.delete("/submissions/\(token)")
+        let delete = try await transport.delete("/submissions/\(token)")
         #expect(delete.status == 400 && delete.json["error"] as? String == "submission cannot be deleted because its status is 1 (In Queue)")
     }
 
-    @Test func keysAreCheckedWithEmptyBodies() throws {
+    @Test func keysAreCheckedWithEmptyBodies() async throws {
         let store = try SQLiteJobStore(path: directory + "/auth.sqlite3")
         let service = JobService(store: store, validator: JobRequestValidator(registry: try LanguageRegistry.embedded(), limits: .standard))
         let routes = Judge0Routes(service: service, authenticator: Authenticator(keys: [APIKey(key: "user-key", role: .user),
                                                                                          APIKey(key: "admin-key", role: .admin)]),
                                   configuration: Judge0Configuration(), languages: [], workers: 1)
         let secured = InProcessTransport(router: routes.makeRouter())
-        let missing = try secured.get("/statuses")
+        let missing = try await secured.get("/statuses")
         #expect(missing.status == 401 && missing.body.isEmpty)
-        #expect(try secured.get("/statuses", headers: ["X-Auth-Token": "user-key"]).status == 200)
-        #expect(try secured.get("/statuses?X-Auth-Token=user-key").status == 200)
-        let forbidden = try secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "user-key"])
+        #expect(try await secured.get("/statuses", headers: ["X-Auth-Token": "user-key"]).status == 200)
+        #expect(try await secured.get("/statuses?X-Auth-Token=user-key").status == 200)
+        let forbidden = try await secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "user-key"])
         #expect(forbidden.status == 403 && forbidden.body.isEmpty)
-        #expect(try secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "admin-key"]).status == 200)
+        #expect(try await secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "admin-key"]).status == 200)
     }
 }

@@ -17,33 +17,56 @@ enum JobEvent: Sendable, Equatable {
 
 /// In-process fan-out of job events from runners and the service to waiters (`?wait=`, SSE).
 ///
-/// Events are not stored: a subscriber sees what happens after it subscribed, so callers read
-/// the job from the store *after* subscribing and then follow events, which cannot miss a change.
+/// State events are not stored: a subscriber sees the state changes after it subscribed, so
+/// callers read the job from the store *after* subscribing and then follow events, which cannot
+/// miss a change. The test results of a job that is still running are kept until its final
+/// event and replayed to a late subscriber (atomically with subscribing), so a stream opened
+/// mid-run still reports every test.
 final class JobEventHub: Sendable {
-    private let subscribers = Mutex<[String: [ObjectIdentifier: JobSubscription]]>([:])
+    private struct Table {
+        var subscribers: [String: [ObjectIdentifier: JobSubscription]] = [:]
+        /// Test events of running jobs, in order.
+        var runningTests: [String: [JobEvent]] = [:]
+    }
 
-    /// Starts following the job `id`; call ``unsubscribe(_:)`` when done.
+    private let table = Mutex(Table())
+
+    /// Starts following the job `id` (already finished tests of a running job are queued first);
+    /// call ``unsubscribe(_:)`` when done.
     func subscribe(_ id: String) -> JobSubscription {
         let subscription = JobSubscription(jobID: id)
-        subscribers.withLock { $0[id, default: [:]][ObjectIdentifier(subscription)] = subscription }
+        table.withLock { table in
+            table.subscribers[id, default: [:]][ObjectIdentifier(subscription)] = subscription
+            for event in table.runningTests[id] ?? [] { subscription.deliver(event) }
+        }
         return subscription
     }
 
     func unsubscribe(_ subscription: JobSubscription) {
-        subscribers.withLock { table in
-            table[subscription.jobID]?[ObjectIdentifier(subscription)] = nil
-            if table[subscription.jobID]?.isEmpty == true { table[subscription.jobID] = nil }
+        table.withLock { table in
+            table.subscribers[subscription.jobID]?[ObjectIdentifier(subscription)] = nil
+            if table.subscribers[subscription.jobID]?.isEmpty == true { table.subscribers[subscription.jobID] = nil }
         }
     }
 
     /// Delivers `event` to everyone following job `id` (never blocks on a slow subscriber).
     func publish(_ id: String, _ event: JobEvent) {
-        let targets = subscribers.withLock { $0[id].map { Array($0.values) } ?? [] }
+        let targets = table.withLock { table in
+            if case .test = event { table.runningTests[id, default: []].append(event) }
+            if event.isFinal { table.runningTests[id] = nil }
+            return table.subscribers[id].map { Array($0.values) } ?? []
+        }
         for subscription in targets { subscription.deliver(event) }
     }
 
+    /// Forgets the kept test events of a job that ended without a final event (its runner gave
+    /// it up, e.g. a lost lease).
+    func forget(_ id: String) {
+        table.withLock { _ = $0.runningTests.removeValue(forKey: id) }
+    }
+
     /// How many subscriptions are open (for tests: waiters must not leak).
-    var subscriptionCount: Int { subscribers.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+    var subscriptionCount: Int { table.withLock { $0.subscribers.values.reduce(0) { $0 + $1.count } } }
 }
 
 /// One follower's queue of events; ``next(timeout:)`` blocks its (non-cooperative) thread.

@@ -172,6 +172,8 @@ final class JobRunnerPool: Sendable {
         if let stored = try? service.store.job(id: record.id) {
             service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
         }
+        // The job is over for this runner whatever the store said: drop its kept test events.
+        service.events.forget(id)
     }
 
     // MARK: Leases

@@ -12,16 +12,16 @@ struct Judge0EndToEndTests {
     @Test func segfaultIsSIGSEGVAndNonZeroExitIsNZEC() async throws {
         let fixture = try await TestService()
         let api = fixture.transport(.live)
-        let segfault = try api.post("/submissions?wait=true&fields=status_id,exit_signal,exit_code,message,stdout",
+        let segfault = try await api.post("/submissions?wait=true&fields=status_id,exit_signal,exit_code,message,stdout",
                                     jsonText(["language_id": 50, "source_code": "int main(void){ volatile int *p = 0; *p = 1; return 0; }"]))
         #expect(segfault.status == 201)
         #expect(segfault.json["status_id"] as? Int == 7, "\(segfault)")
         #expect(segfault.json["exit_signal"] as? Int == 11)
-        let nzec = try api.post("/submissions?wait=true&fields=status_id,exit_code,message",
+        let nzec = try await api.post("/submissions?wait=true&fields=status_id,exit_code,message",
                                 jsonText(["language_id": 71, "source_code": "import sys\nsys.exit(4)"]))
         #expect(nzec.json["status_id"] as? Int == 11 && nzec.json["exit_code"] as? Int == 4, "\(nzec)")
         #expect(nzec.json["message"] as? String == "Exited with error status 4")
-        let memory = try api.post("/submissions?wait=true&fields=status_id,message",
+        let memory = try await api.post("/submissions?wait=true&fields=status_id,message",
                                   jsonText(["language_id": 71, "memory_limit": 32000,
                                             "source_code": "x = bytearray(200 * 1024 * 1024)\nprint(len(x))"]))
         #expect(memory.json["message"] as? String == "Memory limit exceeded", "\(memory)")
@@ -30,14 +30,14 @@ struct Judge0EndToEndTests {
     @Test func numberOfRunsCompilesOnceAndRunsEachTime() async throws {
         let fixture = try await TestService()
         let api = fixture.transport(.live)
-        let created = try api.post("/submissions?wait=true&base64_encoded=true&fields=token,status_id,stdout,number_of_runs,time",
+        let created = try await api.post("/submissions?wait=true&base64_encoded=true&fields=token,status_id,stdout,number_of_runs,time",
                                    jsonText(["language_id": 50, "number_of_runs": 3, "stdin": base64("7\n"), "expected_output": base64("8\n"),
                                              "source_code": base64("#include <stdio.h>\nint main(void){int n; scanf(\"%d\", &n); printf(\"%d\\n\", n + 1); return 0;}")]))
         #expect(created.json["status_id"] as? Int == 3, "\(created)")
         #expect(created.json["stdout"] as? String == "OAo=\n")
         #expect(created.json["number_of_runs"] as? Int == 3)
         let token = try #require(created.json["token"] as? String)
-        let native = try api.get("/v1/jobs/\(token)")
+        let native = try await api.get("/v1/jobs/\(token)")
         #expect((native.json["tests"] as? [Any])?.count == 3, "three runs")
         #expect(native.json["compile"] is [String: Any], "one compile step")
     }
@@ -77,19 +77,19 @@ struct Judge0EndToEndTests {
             "compile": "gcc -o program lib/main.c\n", "run": "./program \"$@\"\n",
             "lib/main.c": "#include <stdio.h>\nint main(int c, char **v){ printf(\"%d %s\\n\", c, v[1]); return 0; }\n",
         ])
-        let accepted = try api.post("/submissions" + fields, jsonText(["language_id": 89, "additional_files": good,
+        let accepted = try await api.post("/submissions" + fields, jsonText(["language_id": 89, "additional_files": good,
                                                                       "command_line_arguments": "'two words'"]))
         #expect(accepted.json["status_id"] as? Int == 3, "\(accepted)")
         #expect(accepted.json["stdout"] as? String == "2 two words\n")
         #expect(accepted.json["source_code"] is NSNull)
         #expect((accepted.json["additional_files"] as? String).map { Data(base64Encoded: $0.replacingOccurrences(of: "\n", with: "")) != nil } == true)
 
-        let traversal = try api.post("/submissions" + fields, jsonText(["language_id": 89,
+        let traversal = try await api.post("/submissions" + fields, jsonText(["language_id": 89,
                                                                        "additional_files": try zipArchive(["run": "cat ../x", "../escape": "x"])]))
         #expect(traversal.json["status_id"] as? Int == 6, "\(traversal)")
         #expect((traversal.json["compile_output"] as? String)?.contains("unsafe path") == true)
 
-        let link = try api.post("/submissions" + fields, jsonText(["language_id": 89,
+        let link = try await api.post("/submissions" + fields, jsonText(["language_id": 89,
                                                                   "additional_files": try zipArchive(["run": "cat passwd"], links: ["passwd": "/etc/passwd"])]))
         #expect(link.json["status_id"] as? Int == 6, "\(link)")
         #expect((link.json["compile_output"] as? String)?.contains("symbolic link") == true)
@@ -99,11 +99,11 @@ struct Judge0EndToEndTests {
         let receiver = try WebhookReceiver(statuses: [200])
         let fixture = try await TestService { settings in settings.webhookAllow = ["127.0.0.1/32"] }
         let api = fixture.transport(.live)
-        let created = try api.post("/submissions", jsonText(["language_id": 46, "source_code": "echo called back",
+        let created = try await api.post("/submissions", jsonText(["language_id": 46, "source_code": "echo called back",
                                                              "callback_url": "http://127.0.0.1:\(receiver.port)/judge0"]))
         #expect(created.status == 201)
         let token = try #require(created.json["token"] as? String)
-        let requests = receiver.waitForRequests(1)
+        let requests = try await receiver.waitForRequests(1)
         let request = try #require(requests.first)
         #expect(request.method == "PUT")
         let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
