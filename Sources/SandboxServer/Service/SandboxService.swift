@@ -94,7 +94,9 @@ final class SandboxService: Sendable {
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
         do {
-            server = try HTTPServer(configuration: httpConfiguration, router: routes.makeRouter())
+            var router = routes.makeRouter()
+            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detect()).mount(on: &router)
+            server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()
             throw StartError(description: "cannot listen on \(settings.host):\(settings.port): \(error)")
