@@ -2,7 +2,7 @@ import Foundation
 import Isolation
 
 /// Jobe's outcome codes.
-enum JobeOutcome: Int, Sendable, Equatable, Codable {
+enum JobeOutcome: Int, Sendable, Equatable {
     case compileError = 11
     case runtimeError = 12
     case timeLimit = 13
@@ -14,28 +14,14 @@ enum JobeOutcome: Int, Sendable, Equatable, Codable {
 }
 
 /// The body of a `POST runs` answer.
-struct JobeRunResult: Sendable, Equatable, Encodable {
+/// Encoded by ``JobeRoutes/result(_:)`` in Jobe's key order.
+struct JobeRunResult: Sendable, Equatable {
     /// Jobe's run id: null normally, `"0"` for the overload answer.
     var runID: String?
     var outcome: JobeOutcome
     var cmpinfo: String
     var stdout: String
     var stderr: String
-
-    enum CodingKeys: String, CodingKey {
-        case runID = "run_id"
-        case outcome, cmpinfo, stdout, stderr
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        // Jobe writes "run_id": null rather than leaving the key out.
-        try container.encode(runID, forKey: .runID)
-        try container.encode(outcome, forKey: .outcome)
-        try container.encode(cmpinfo, forKey: .cmpinfo)
-        try container.encode(stdout, forKey: .stdout)
-        try container.encode(stderr, forKey: .stderr)
-    }
 
     /// What Jobe answers when no worker frees up in time (HTTP 200, not an error status).
     static let overload = JobeRunResult(runID: "0", outcome: .overload, cmpinfo: "", stdout: "", stderr: "")

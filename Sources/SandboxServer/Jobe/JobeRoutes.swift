@@ -57,8 +57,8 @@ struct JobeRoutes: Sendable {
             guard let contents else { throw JobeError(404, "One or more of the specified files is missing/unavailable") }
             files.append(BoxFile(path: reference.name, contents: Array(contents)))
         }
-        if spec.sourceCode == JobeRunSpec.overloadTestString { return Self.json(JobeRunResult.overload) }
-        return Self.json(runner.run(spec, files: files))
+        if spec.sourceCode == JobeRunSpec.overloadTestString { return Self.result(JobeRunResult.overload) }
+        return Self.result(runner.run(spec, files: files))
     }
 
     private func putFile(_ request: HTTPRequest) throws(JobeError) -> HTTPResponse {
@@ -111,6 +111,16 @@ struct JobeRoutes: Sendable {
     static func error(_ error: JobeError) -> HTTPResponse {
         HTTPResponse(status: HTTPStatus(code: error.status), headers: ["Content-Type": "application/json"],
                      body: .bytes(Array(encode(error.message))))
+    }
+
+    /// A run result with its keys in Jobe's order (`run_id, outcome, cmpinfo, stdout, stderr`),
+    /// which Foundation's encoder would not keep.
+    static func result(_ result: JobeRunResult) -> HTTPResponse {
+        var body = Data("{\"run_id\":".utf8) + encode(result.runID)
+        body += Data(",\"outcome\":\(result.outcome.rawValue),\"cmpinfo\":".utf8) + encode(result.cmpinfo)
+        body += Data(",\"stdout\":".utf8) + encode(result.stdout) + Data(",\"stderr\":".utf8) + encode(result.stderr)
+        body += Data("}".utf8)
+        return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: .bytes(Array(body)))
     }
 
     static func json(_ value: some Encodable) -> HTTPResponse {
