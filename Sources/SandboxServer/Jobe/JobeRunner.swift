@@ -77,7 +77,7 @@ struct JobeRunner: Sendable {
             }
         } else {
             do {
-                try slot.prepareBox(files: boxFiles, sizeBytes: diskBytes(spec.parameters))
+                try slot.prepareBox(files: boxFiles, sizeBytes: Self.diskBytes(spec.parameters, configuration))
             } catch {
                 return JobeRunResult(runID: nil, outcome: .internalError, cmpinfo: "", stdout: "",
                                      stderr: "sandbox: internal error: could not prepare the job's directory: \(error)\n")
@@ -108,30 +108,33 @@ struct JobeRunner: Sendable {
         min(max(megabytes, 0), 1 << 30) * megabyte
     }
 
-    private func fileSizeBytes(_ parameters: JobeParameters) -> Int {
-        parameters.diskLimit < 0 ? configuration.maximumDiskBytes : min(Self.bytes(megabytes: parameters.diskLimit), configuration.maximumDiskBytes)
+    private static func fileSizeBytes(_ parameters: JobeParameters, _ configuration: Configuration) -> Int {
+        parameters.diskLimit < 0 ? configuration.maximumDiskBytes : min(bytes(megabytes: parameters.diskLimit), configuration.maximumDiskBytes)
     }
 
     /// The box holds the sources, the compiled program and what the program writes; it is a
     /// tmpfs of at least the sandbox's usual size.
-    private func diskBytes(_ parameters: JobeParameters) -> Int {
-        max(JobExecutor.minimumDiskBytes, fileSizeBytes(parameters))
+    private static func diskBytes(_ parameters: JobeParameters, _ configuration: Configuration) -> Int {
+        max(JobExecutor.minimumDiskBytes, fileSizeBytes(parameters, configuration))
     }
 
     /// The sandbox limits of a step with Jobe's parameters.
-    func resourceLimits(_ parameters: JobeParameters) -> ResourceLimits {
+    func resourceLimits(_ parameters: JobeParameters) -> ResourceLimits { Self.resourceLimits(parameters, configuration: configuration) }
+
+    /// The sandbox limits of a step with Jobe's parameters under `configuration`.
+    static func resourceLimits(_ parameters: JobeParameters, configuration: Configuration) -> ResourceLimits {
         let cpuSeconds = max(1, parameters.cpuTime)
         return ResourceLimits(
             cpuTimeMilliseconds: cpuSeconds * 1000,
             wallTimeMilliseconds: 2 * cpuSeconds * 1000,
             memoryBytes: configuration.memoryCeilingBytes,
-            addressSpaceBytes: parameters.memoryLimit > 0 ? Self.bytes(megabytes: parameters.memoryLimit) : nil,
+            addressSpaceBytes: parameters.memoryLimit > 0 ? bytes(megabytes: parameters.memoryLimit) : nil,
             // Jobe's RLIMIT_NPROC of numprocs + 1 counts the shell; the pids cgroup also counts
             // the sandbox's init.
             processes: max(1, min(parameters.numProcs, 4096)) + 2,
-            outputBytes: min(Self.bytes(megabytes: parameters.streamSize), configuration.maximumStreamBytes),
+            outputBytes: min(bytes(megabytes: parameters.streamSize), configuration.maximumStreamBytes),
             killOnOutputLimit: false,
-            fileSizeBytes: fileSizeBytes(parameters),
-            diskBytes: diskBytes(parameters))
+            fileSizeBytes: fileSizeBytes(parameters, configuration),
+            diskBytes: diskBytes(parameters, configuration))
     }
 }
