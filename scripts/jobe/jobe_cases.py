@@ -219,6 +219,19 @@ int main(void) {
                   check_forks(fork_source, 20, 6, 20)))
     cases.append(("c: numprocs 5 caps forks at 5 or fewer", "c", check_forks(fork_source, 5, 1, 5)))
 
+    cases.append(("c: numprocs 1 makes every fork fail; the program still finishes cleanly", "c", check_forks(fork_source, 1, 0, 0)))
+    cases.append(("c: numprocs 10 lets exactly 9 forks succeed (shell and program count)", "c", check_forks(fork_source, 10, 9, 9)))
+    cases.append(("python3: the working directory is writable", "python3", expect_run(
+        {"language_id": "python3", "sourcecode": "with open('out.txt', 'w') as f: f.write('One fish\\n')\nprint(open('out.txt').read(), end='')\n",
+         "sourcefilename": "test.py"}, 15, "One fish\n")))
+    cases.append(("php: HTML with embedded PHP, file named test.py (language never inferred from the name)", "php", expect_run(
+        {"language_id": "php", "sourcecode": "<p><?php echo \"A paragraph\"; ?></p>\n", "sourcefilename": "test.py"},
+        15, "<p>A paragraph</p>\n")))
+    cases.append(("nodejs: --use_strict makes an undeclared assignment a runtime error (12)", "nodejs", expect_run(
+        {"language_id": "nodejs", "sourcecode": "s = 'Hello'\nconsole.log(s)\n", "parameters": {"memorylimit": 1000000}}, 12)))
+    cases.append(("pascal: program without a header", "pascal", expect_run(
+        {"language_id": "pascal", "sourcecode": "begin\nwriteln('Hello world!');\nend.\n"}, 15, "Hello world!\n")))
+
     # --- shell word splitting of argument lists, run inside the sandbox
     cases.append(("python3: interpreterargs are shell-parsed (-c \"print(\\\"Blah\\\")\")", "python3", expect_run(
         {"language_id": "python3", "sourcecode": "print('not me')\n", "parameters": {"interpreterargs": ['-c "print(\\"Blah\\")"']}},
@@ -311,7 +324,7 @@ def check_streamsize():
 def check_forks(source, numprocs, low, high):
     def check(client):
         status, result = client.run({"language_id": "c", "sourcecode": source, "parameters": {"numprocs": numprocs, "cputime": 3}})
-        if status != 200 or result.get("outcome") != 15:
+        if status != 200 or result.get("outcome") != 15 or result.get("stderr") != "":
             return f"HTTP {status} {result!r}"
         try:
             forked = int(result["stdout"])
