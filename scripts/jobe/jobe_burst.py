@@ -10,7 +10,7 @@
    rises by 1 below 10 jobs/s and by 20 % above, until a rate fails or --max-rate is passed.
    Prints the highest rate sustained.
 
-Usage: jobe_burst.py --port PORT [--window 10] [--max-burst 512] [--max-rate 200]
+Usage: jobe_burst.py --port PORT [--window 10] [--max-burst 512] [--max-rate 200] [--start-rate R]
 Standard library only.
 """
 import argparse
@@ -75,7 +75,12 @@ def main():
     parser.add_argument("--window", type=float, default=10)
     parser.add_argument("--max-burst", type=int, default=512)
     parser.add_argument("--max-rate", type=float, default=200)
+    parser.add_argument("--start-rate", type=float, default=None,
+                        help="skip the burst tests and start the sustained test at this rate")
     arguments = parser.parse_args()
+    if arguments.start_rate is not None:
+        run_sustained(arguments, arguments.start_rate)
+        return
 
     best_ok, best_rate, first_fail = 0, 0.0, None
     n = 1
@@ -102,7 +107,10 @@ def main():
     limit_note = "" if first_fail is not None else f" (no failure up to --max-burst {arguments.max_burst})"
     print(f"Maximum burst handled with no errors = {best_ok} jobs{limit_note}", flush=True)
 
-    rate = max(1.0, best_rate / 2)
+    run_sustained(arguments, max(1.0, best_rate / 2))
+
+
+def run_sustained(arguments, rate):
     best_sustained = None
     while rate <= arguments.max_rate:
         ok, failures, elapsed = sustained(arguments.port, rate, arguments.window)

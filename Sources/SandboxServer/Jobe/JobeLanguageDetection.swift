@@ -29,6 +29,10 @@ enum JobeLanguageDetection {
         }
     }
 
+    /// ``detect(timeout:)`` run once per process (Jobe caches its list too): toolchains do not
+    /// change under a running server, and tests start many services.
+    static let detectedOnce: [Found] = detect()
+
     /// Runs every version command (in parallel, each bounded by `timeout`) and returns the
     /// languages found, in Jobe's (alphabetical) order. Blocks: call it at start-up, not on
     /// Swift's cooperative pool.

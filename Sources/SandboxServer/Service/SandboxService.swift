@@ -95,7 +95,7 @@ final class SandboxService: Sendable {
         httpConfiguration.limits.maxBodySize = 64 << 20
         do {
             var router = routes.makeRouter()
-            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detect()).mount(on: &router)
+            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce).mount(on: &router)
             server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()
