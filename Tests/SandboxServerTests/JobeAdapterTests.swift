@@ -195,6 +195,16 @@ struct JobeEndToEndTests {
         #expect(missing.status == 404 && missing.text == #""One or more of the specified files is missing/unavailable""#)
     }
 
+    @Test func apiKeysConfiguredForTheServerAreRequiredInJobesHeader() async throws {
+        let service = try await TestService { settings in settings.apiKeys = [APIKey(key: "jobe-key", role: .user)] }
+        let client = LiveTransport(port: service.port)
+        let refused = try client.get(Self.base + "/languages")
+        #expect(refused.status == 403 && refused.text == #""Unauthorized""#)
+        #expect(try client.get(Self.base + "/languages", headers: ["X-API-KEY": "wrong"]).status == 403)
+        #expect(try client.get(Self.base + "/languages", headers: ["X-API-KEY": "jobe-key"]).status == 200)
+        #expect(try client.get(Self.base + "/languages", headers: ["Authorization": "Bearer jobe-key"]).status == 200)
+    }
+
     @Test func overloadWhenNoSlotFreesUpInTime() async throws {
         let service = try await TestService(workers: 1)
         let runner = JobeRunner(sandbox: service.service.sandbox,

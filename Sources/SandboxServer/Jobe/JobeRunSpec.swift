@@ -41,7 +41,6 @@ struct JobeParameters: Sendable, Equatable {
     /// Reads the keys Jobe knows from a decoded `parameters` object.
     init(json: [String: Any] = [:], language: JobeLanguage) {
         memoryLimit = language.defaultMemoryLimit
-        numProcs = language.minimumNumProcs.map { max($0, numProcs) } ?? numProcs
         if let value = Self.integer(json["cputime"]) { cpuTime = value }
         if let value = Self.integer(json["memorylimit"]) { memoryLimit = value }
         if let value = Self.integer(json["numprocs"]) { numProcs = value }
