@@ -227,8 +227,9 @@ int main(void) {
     cases.append(("php: HTML with embedded PHP, file named test.py (language never inferred from the name)", "php", expect_run(
         {"language_id": "php", "sourcecode": "<p><?php echo \"A paragraph\"; ?></p>\n", "sourcefilename": "test.py"},
         15, "<p>A paragraph</p>\n")))
-    cases.append(("nodejs: --use_strict makes an undeclared assignment a runtime error (12)", "nodejs", expect_run(
-        {"language_id": "nodejs", "sourcecode": "s = 'Hello'\nconsole.log(s)\n", "parameters": {"memorylimit": 1000000}}, 12)))
+    cases.append(("nodejs: interpreterargs replace --use_strict (an unknown flag makes node fail, 12)", "nodejs", expect_run(
+        {"language_id": "nodejs", "sourcecode": "console.log('x')\n",
+         "parameters": {"memorylimit": 1000000, "interpreterargs": ["--no-such-node-flag"]}}, 12, "")))
     cases.append(("pascal: program without a header", "pascal", expect_run(
         {"language_id": "pascal", "sourcecode": "begin\nwriteln('Hello world!');\nend.\n"}, 15, "Hello world!\n")))
 
