@@ -10,7 +10,8 @@ SYSTEM_PACKAGES := build-essential pkg-config libsqlite3-dev libseccomp-dev libc
 # Extra tools the test suite and benchmarks use.
 TEST_PACKAGES := bubblewrap nginx-light wrk qemu-system-x86 linux-image-amd64 busybox-static python3-yaml \
 	systemd iproute2 curl strace
-# Optional languages (enabled when their toolchain is installed).
+# Optional languages (enabled when their toolchain is installed); installed by `make run` and
+# `make test` because the Jobe API's clients expect them (octave is supported when installed).
 EXTRA_LANGUAGES := php-cli fp-compiler
 
 HOST ?= 127.0.0.1
@@ -19,13 +20,13 @@ DATA_DIR ?= ./data
 CONFIG ?= release
 BIN := .build/$(CONFIG)/sandbox-server
 
-.PHONY: run test build deps test-deps bench clean check-swift
+.PHONY: run test build deps test-deps language-deps bench clean check-swift
 
-run: deps build
+run: deps language-deps build
 	mkdir -p $(DATA_DIR)
 	$(BIN) serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: deps test-deps
+test: deps test-deps language-deps
 	bash scripts/test-all.sh
 
 build: check-swift
@@ -42,6 +43,9 @@ deps:
 
 test-deps:
 	@bash scripts/install-packages.sh $(TEST_PACKAGES)
+
+language-deps:
+	@bash scripts/install-packages.sh $(EXTRA_LANGUAGES)
 
 clean:
 	rm -rf .build

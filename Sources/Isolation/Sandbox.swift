@@ -181,6 +181,20 @@ public final class Sandbox: Sendable {
         return try body(SandboxSlot(sandbox: self, index: index))
     }
 
+    /// Like ``withSlot(_:)``, but gives up when no slot frees up within `timeout` and returns nil
+    /// without running `body`: a synchronous front end (Jobe's `POST runs`) answers "overloaded"
+    /// instead of holding its client indefinitely.
+    public func withSlot<T>(waitingAtMost timeout: Duration, _ body: (SandboxSlot) throws -> T) rethrows -> T? {
+        let nanoseconds = max(0, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        guard slotSemaphore.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .success else { return nil }
+        let index = freeSlots.withLock { $0.removeLast() }
+        defer {
+            freeSlots.withLock { $0.append(index) }
+            slotSemaphore.signal()
+        }
+        return try body(SandboxSlot(sandbox: self, index: index))
+    }
+
     /// Runs `/usr/bin/true` and reports whether the sandbox works end to end.
     public func selfTest() -> RunResult {
         run(RunSpec(executable: "/usr/bin/true", limits: ResourceLimits(cpuTimeMilliseconds: 2_000, wallTimeMilliseconds: 5_000)))

@@ -105,6 +105,7 @@ final class SandboxService: Sendable {
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
         do {
+            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce).mount(on: &router)
             server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()
