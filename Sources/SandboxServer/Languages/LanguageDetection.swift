@@ -15,7 +15,10 @@ struct LanguageAvailability: Sendable, Equatable {
 extension LanguageRegistry {
     /// Directories the sandbox shows; a toolchain reached through anything else (notably
     /// `/etc/alternatives`) exists on the host but not inside the box.
-    static let sandboxVisibleRoots = ["/usr", "/bin", "/lib", "/lib64"]
+    /// `/etc/alternatives` is there too: the sandbox's generated /etc carries a copy of the host's
+    /// alternatives links (Isolation's HostLayout), so `/usr/bin/php → /etc/alternatives/php →
+    /// /usr/bin/php8.2` resolves inside as it does on the host.
+    static let sandboxVisibleRoots = ["/usr", "/bin", "/lib", "/lib64", "/etc/alternatives"]
 
     /// Checks every language's toolchain on the host and runs its version command (trusted
     /// toolchain binaries, so on the host, not in the sandbox), each bounded by `timeout`.

@@ -59,6 +59,19 @@ struct VerdictEndToEndTests {
             ("memory_limit_exceeded", "const blocks = []; for (;;) blocks.push(Buffer.alloc(16 << 20, 1));"),
             ("output_limit_exceeded", "for (;;) process.stdout.write('x'.repeat(100) + '\\n');"),
         ]),
+        // PHP and Free Pascal reach their binaries through /etc/alternatives (make test installs
+        // both); the sandbox's copied alternatives links must resolve for these to run at all.
+        Case(language: "php", programs: [
+            ("accepted", "<?php\n[$a, $b] = array_map('intval', explode(' ', trim(fgets(STDIN))));\necho $a + $b, \"\\n\";"),
+            ("wrong_answer", "<?php\necho \"6\\n\";"),
+            ("runtime_error", "<?php\nexit(3);"),
+        ]),
+        Case(language: "pascal", programs: [
+            ("accepted", "program sum;\nvar a, b: integer;\nbegin\n  readln(a, b);\n  writeln(a + b);\nend."),
+            ("wrong_answer", "program sum;\nbegin\n  writeln(4);\nend."),
+            ("runtime_error", "program fail;\nbegin\n  halt(3);\nend."),
+            ("compile_error", "program broken;\nbegin\n  writeln(\nend."),
+        ]),
         Case(language: "bash", programs: [
             ("accepted", "read a b\necho $((a + b))"),
             ("wrong_answer", "echo 8"),
