@@ -196,14 +196,8 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
         if (cis_raw_setresuid(0) != 0) cis_child_fail(error_fd, CIS_STEP_USER_NAMESPACE, errno, 2);
     }
 
-    // The network namespace to use, when not the spawning thread's.
-    if (plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0) cis_child_fail(error_fd, CIS_STEP_LOOPBACK, errno, 0);
-
-    // 3. cgroup v1: join every hierarchy before anything else runs, so all work is accounted.
-    for (size_t i = 0; i < plan->cgroup_procs_fd_count; i++) {
-        if (write(plan->cgroup_procs_fds[i], "0", 1) != 1) cis_child_fail(error_fd, CIS_STEP_CGROUP_JOIN, errno, (int)i);
-    }
-    // 4. A cgroup namespace rooted at the job's own group (after joining, so it is the root).
+    // 3. A cgroup namespace rooted at the job's own group: the child was born in it (the
+    //    spawner thread's v1 groups, or CLONE_INTO_CGROUP on v2).
     if (unshare(CLONE_NEWCGROUP) != 0) cis_child_fail(error_fd, CIS_STEP_CGROUP_NS, errno, -1);
 
     // 5. Nothing we mount may propagate back to the host.
@@ -224,7 +218,6 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
 
     if (plan->hostname != NULL && sethostname(plan->hostname, strlen(plan->hostname)) != 0)
         cis_child_fail(error_fd, CIS_STEP_HOSTNAME, errno, -1);
-    if (plan->loopback_up && cis_loopback_up() != 0) cis_child_fail(error_fd, CIS_STEP_LOOPBACK, errno, -1);
     if (chdir(plan->work_dir) != 0) cis_child_fail(error_fd, CIS_STEP_CHDIR, errno, -1);
 
     // 7. stdio, then only fds 0-2 (+ our two CLOEXEC pipes, gone at exec) stay open.

@@ -78,7 +78,7 @@ public final class Sandbox: Sendable {
     private let closed = Atomic<Bool>(false)
 
     /// Number of online CPUs.
-    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static let processorCount: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// Checks the host, sets up cgroups, boxes and the generated /etc.
     /// - Throws: ``SandboxError`` naming what is missing and how to fix it: not root, no cgroup

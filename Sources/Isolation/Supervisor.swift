@@ -224,8 +224,6 @@ struct Supervisor {
                                 plan.stdin_fd = stdin.child
                                 plan.stdout_fd = stdoutPipe.write
                                 plan.stderr_fd = stderrPipe.write
-                                plan.cgroup_procs_fds = nil
-                                plan.cgroup_procs_fd_count = 0
                                 plan.cgroup_dir_fd = lease.directoryDescriptor
                                 plan.uid = uid
                                 plan.gid = uid
@@ -235,7 +233,6 @@ struct Supervisor {
                                 plan.seccomp_length = sandbox.seccomp.length
                                 // The spawner thread sits in the slot's network namespace (loopback
                                 // already up); a run with network goes back to the host's.
-                                plan.loopback_up = 0
                                 plan.netns_fd = spec.network ? sandbox.hostNetworkNamespace : -1
                                 plan.uid_map = userNamespace ? idMapText : nil
                                 plan.gid_map = userNamespace ? idMapText : nil

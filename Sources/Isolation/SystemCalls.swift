@@ -117,16 +117,6 @@ enum System {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// Whether `path` is a mount point (per /proc/self/mountinfo).
-    static func isMountPoint(_ path: String) -> Bool {
-        guard let info = try? readFile("/proc/self/mountinfo", limit: 1 << 22) else { return false }
-        for line in info.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 4, unescapeMountPath(fields[4]) == path { return true }
-        }
-        return false
-    }
-
     /// mountinfo escapes space, tab, newline and backslash as octal.
     static func unescapeMountPath(_ field: Substring) -> String {
         guard field.contains("\\") else { return String(field) }

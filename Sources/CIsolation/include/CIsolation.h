@@ -58,7 +58,8 @@ typedef struct cis_rlimit {
     uint64_t hard;
 } cis_rlimit;
 
-/// Everything the child needs, prepared by the parent. root, work_dir, path, argv and envp
+/// Everything the child needs, prepared by the parent. cgroup v1 membership and the network
+/// namespace come from the spawning thread (see cis_spawner), cgroup v2 from `cgroup_dir_fd`. root, work_dir, path, argv and envp
 /// are required (nullable only so Swift can zero-initialise the struct). Pointers stay valid in the child because
 /// it runs in a copy-on-write snapshot of the parent's memory.
 typedef struct cis_spawn_plan {
@@ -79,9 +80,6 @@ typedef struct cis_spawn_plan {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
-    /// cgroup v1: write-only fds of each hierarchy's cgroup.procs; the child writes "0" to join.
-    const int *_Nullable cgroup_procs_fds;
-    size_t cgroup_procs_fd_count;
     /// cgroup v2: directory fd for clone3(CLONE_INTO_CGROUP); -1 when not used.
     int cgroup_dir_fd;
     /// Identity of the program. uid/gid are host ids unless a user namespace maps them.
@@ -92,10 +90,9 @@ typedef struct cis_spawn_plan {
     /// Precompiled seccomp BPF (struct sock_filter array) and its instruction count; NULL for none.
     const void *_Nullable seccomp_filter;
     uint16_t seccomp_length;
-    /// Bring the loopback interface up (only meaningful with a new network namespace).
-    int loopback_up;
-    /// A network namespace to enter (setns) first thing in the child, or -1 to keep the
-    /// spawning thread's.
+    /// A network namespace for the sandbox instead of the spawning thread's, or -1. Only a
+    /// spawner honours it (cis_spawner_spawn): it switches its own thread for the clone, so the
+    /// child needs no privilege over that namespace.
     int netns_fd;
     /// User-namespace mode (namespaces include CLONE_NEWUSER): the parent writes these maps for
     /// the child (e.g. "0 60000 1\n": root inside is the slot uid outside) and sets setgroups to
