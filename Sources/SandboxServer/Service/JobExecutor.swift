@@ -5,8 +5,9 @@ import Isolation
 ///
 /// A compiled language compiles in a fresh box with the sources (compile limits); each test
 /// then runs copy-on-write over that box, so it sees the program but its writes vanish after it
-/// and one test cannot affect the next. An interpreted language gets its sources written into the
-/// box without a run, then the same copy-on-write test runs.
+/// and one test cannot affect the next (the last test runs in the box itself: see ``testBox``).
+/// An interpreted language gets its sources written into the box without a run, then the same
+/// tests run; with a single test, that run starts in a fresh box with the sources.
 struct JobExecutor {
     /// Size of the box and of /tmp, each (tmpfs, counted against memory).
     static let minimumDiskBytes = 64 << 20
@@ -41,7 +42,7 @@ struct JobExecutor {
             guard compiled == .succeeded else {
                 return .graded(grader.finish(compile: compiled, grades: []), compile: outcome)
             }
-        } else {
+        } else if job.tests.count > 1 {
             do {
                 try slot.prepareBox(files: files, sizeBytes: Self.diskBytes(job.runLimits))
             } catch {
@@ -53,7 +54,9 @@ struct JobExecutor {
         for (index, test) in job.tests.enumerated() {
             let spec = RunSpec(
                 executable: job.runCommand[0], arguments: Array(job.runCommand.dropFirst()), environment: job.environment,
-                workingDirectory: LanguageRegistry.boxDirectory, box: .copyOnWrite,
+                workingDirectory: LanguageRegistry.boxDirectory,
+                files: compileOutcome == nil && job.tests.count == 1 ? files : [],
+                box: Self.testBox(index: index, of: job.tests.count, compiled: compileOutcome != nil),
                 stdin: test.stdin.isEmpty ? .empty : .bytes(test.stdin),
                 limits: Self.resourceLimits(job.runLimits, killOnOutputLimit: true), network: job.runLimits.network)
             let result = slot.run(spec, cancellation: cancellation)
@@ -64,6 +67,16 @@ struct JobExecutor {
             if !grader.shouldContinue(after: grade) { break }
         }
         return .graded(grader.finish(compile: judgement, grades: grades), compile: compileOutcome)
+    }
+
+    /// The box a test runs in. Every test but the last runs copy-on-write over the prepared box,
+    /// so the next one finds it unchanged; the last needs no protection (the box is discarded
+    /// after it) and runs in it directly, which saves an overlay mount per job. A job with one
+    /// test and no compile step skips preparing the box too: its run gets a fresh box with the
+    /// sources.
+    static func testBox(index: Int, of count: Int, compiled: Bool) -> BoxMode {
+        if index < count - 1 { return .copyOnWrite }
+        return compiled || count > 1 ? .keep : .fresh
     }
 
     static func diskBytes(_ limits: JobLimits) -> Int { max(minimumDiskBytes, limits.fileSizeBytes) }

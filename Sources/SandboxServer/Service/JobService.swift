@@ -170,10 +170,14 @@ final class JobService: Sendable {
         defer { events.unsubscribe(subscription) }
         let deadline = ContinuousClock.now + min(timeout, configuration.maxWait)
         while true {
-            let job = try renderedJob(id: id)
-            if job.view.state == .finished || job.view.state == .cancelled { return job }
+            if let cached = finishedJobs[id] { return cached }
+            guard let record = try record(id: id) else { throw Self.notFound(id) }
             let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero { return job }
+            // Only a view that is returned gets rendered: a waiter wakes to a queued or running
+            // job at least once, and encoding it there would be wasted work on every job.
+            if record.state == .finished || record.state == .cancelled || remaining <= .zero {
+                return rendered(StoredJob.view(of: record))
+            }
             // Events wake us at once; the periodic re-read covers jobs finished elsewhere
             // (e.g. abandoned by the lease reaper).
             _ = subscription.next(timeout: min(remaining, .seconds(1)))
