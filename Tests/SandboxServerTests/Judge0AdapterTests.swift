@@ -238,9 +238,33 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(throws: Judge0ValidationErrors.self) {
             try mapper.map(try Judge0SubmissionRequest(fields: ["language_id": .number(89), "source_code": .string("x")], base64Encoded: false))
         }
-        #expect(throws: Judge0ValidationErrors.self) {
-            try mapper.map(try Judge0SubmissionRequest(
-                fields: ["language_id": .number(71), "source_code": .string("x"), "additional_files": .string("UEsFBg==")], base64Encoded: false))
+        // Any other language: the source stays the program and the zip becomes the native archive.
+        let python = try mapper.map(try Judge0SubmissionRequest(
+            fields: ["language_id": .number(71), "source_code": .string("x"), "additional_files": .string("UEsFBg==\n")], base64Encoded: false))
+        #expect(python.files?.map(\.name) == ["main.py"])
+        #expect(python.archive == "UEsFBg==")
+        let withPython = try JobRequestValidator(registry: extended, limits: .standard, archivePython: "/usr/bin/python3").validate(python)
+        #expect(withPython.archive == JobArchive(bytes: [0x50, 0x4B, 0x05, 0x06], python: "/usr/bin/python3"))
+        #expect(withPython.archive?.command == ["/usr/bin/python3", "-I", "-B", JobArchive.extractorName, JobArchive.archiveName])
+        // Without Python on the server there is nothing to unpack it with.
+        let refused = #expect(throws: APIError.self) { try JobRequestValidator(registry: extended, limits: .standard).validate(python) }
+        #expect(refused?.field == "archive" && refused?.httpStatus == 422)
+        let empty = try mapper.map(try Judge0SubmissionRequest(
+            fields: ["language_id": .number(71), "source_code": .string("x"), "additional_files": .string("")], base64Encoded: false))
+        #expect(empty.archive == nil, "an empty additional_files is none")
+    }
+
+    @Test func anArchiveFailsTheJobLikeACompileErrorWithTheExtractorsMessage() {
+        func outcome(_ status: RunOutcome.Status, exit: Int?, stderr: String) -> RunOutcome {
+            RunOutcome(status: status, exitCode: exit, signal: nil, cpuTime: .zero, wallTime: .zero, memoryBytes: 0,
+                       stdout: [], stderr: Array(stderr.utf8), stdoutTruncated: false, stderrTruncated: false, message: nil)
+        }
+        #expect(JobArchive.judge(outcome(.ok, exit: 0, stderr: "")) == .succeeded)
+        #expect(JobArchive.judge(outcome(.runtimeError, exit: 1, stderr: "archive: unsafe path '../x'\n"))
+                == .compileError(message: "the archive could not be unpacked: archive: unsafe path '../x'"))
+        #expect(JobArchive.judge(outcome(.timeLimit, exit: nil, stderr: "")) != .succeeded)
+        if case .internalError = JobArchive.judge(outcome(.internalError, exit: nil, stderr: "")) {} else {
+            Issue.record("a sandbox failure is the server's fault, not the archive's")
         }
     }
 
@@ -353,6 +377,10 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         #expect(response.status == 422)
         #expect(response.json["language_id"] as? [String] == ["language with id 12345 doesn't exist"])
         #expect(response.json["source_code"] as? [String] == ["can't be blank"])
+        // This service was built without Python for archives: a clear 422 on additional_files.
+        let archive = try await transport.post("/submissions", #"{"source_code":"print(1)","language_id":71,"additional_files":"UEsFBg=="}"#)
+        #expect(archive.status == 422)
+        #expect((archive.json["additional_files"] as? [String])?.first?.contains("no python3") == true, "\(archive)")
     }
 
     @Test func batchesKeepOrderAndLimits() async throws {

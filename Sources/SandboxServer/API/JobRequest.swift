@@ -27,6 +27,9 @@ struct JobRequest: Codable, Sendable, Equatable {
     var metadata: JSONValue?
     /// Higher runs earlier.
     var priority: Int?
+    /// A base64 zip unpacked inside the sandbox next to `files` before compiling (or before the
+    /// tests, for an interpreted language); see ``JobArchive``.
+    var archive: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case language, files, source, stdin, args
@@ -34,13 +37,14 @@ struct JobRequest: Codable, Sendable, Equatable {
         case limits, tests, compare
         case stopOnFirstFailure = "stop_on_first_failure"
         case callbackURL = "callback_url"
-        case metadata, priority
+        case metadata, priority, archive
     }
 
     init(
         language: String, files: [FileInput]? = nil, source: String? = nil, stdin: String? = nil, args: [String]? = nil,
         compileOptions: [String]? = nil, limits: LimitsInput? = nil, tests: [TestInput]? = nil, compare: CompareSpec? = nil,
-        stopOnFirstFailure: Bool? = nil, callbackURL: String? = nil, metadata: JSONValue? = nil, priority: Int? = nil
+        stopOnFirstFailure: Bool? = nil, callbackURL: String? = nil, metadata: JSONValue? = nil, priority: Int? = nil,
+        archive: String? = nil
     ) {
         self.language = language
         self.files = files
@@ -55,6 +59,7 @@ struct JobRequest: Codable, Sendable, Equatable {
         self.callbackURL = callbackURL
         self.metadata = metadata
         self.priority = priority
+        self.archive = archive
     }
 
     /// The request re-encoded with sorted keys and shorthands expanded (`compare` as an
@@ -79,6 +84,7 @@ struct JobRequest: Codable, Sendable, Equatable {
         // decodeIfPresent would turn an explicit `null` into "absent"; metadata echoes it as sent.
         metadata = container.contains(.metadata) ? try container.decode(JSONValue.self, forKey: .metadata) : nil
         priority = try container.decodeIntegerIfPresent(forKey: .priority)
+        archive = try container.decodeIfPresent(String.self, forKey: .archive)
     }
 }
 

@@ -28,6 +28,8 @@ struct ValidatedJob: Sendable, Equatable {
     var callbackURL: URL?
     var metadata: JSONValue?
     var priority: Int
+    /// A zip unpacked in the box before the compile step or the tests; nil when none was sent.
+    var archive: JobArchive? = nil
 
     /// The grader applying this job's tests and comparison.
     var grader: JobGrader {
@@ -45,11 +47,16 @@ struct JobRequestValidator: Sendable {
     /// The sandbox's working directory, where `{binary}` is written; a parameter so tests can
     /// run the expanded commands on the host.
     let boxDirectory: String
+    /// Python 3 inside the sandbox, which unpacks `archive`s; nil when this server has none,
+    /// and then a job with an archive is refused.
+    let archivePython: String?
 
-    init(registry: LanguageRegistry, limits: ServerLimits, boxDirectory: String = LanguageRegistry.boxDirectory) {
+    init(registry: LanguageRegistry, limits: ServerLimits, boxDirectory: String = LanguageRegistry.boxDirectory,
+         archivePython: String? = nil) {
         self.registry = registry
         self.limits = limits
         self.boxDirectory = boxDirectory
+        self.archivePython = archivePython
     }
 
     func validate(_ request: JobRequest) throws(APIError) -> ValidatedJob {
@@ -60,6 +67,7 @@ struct JobRequestValidator: Sendable {
                 field: "language")
         }
         let files = try validateFiles(request, language: language)
+        let archive = try validateArchive(request.archive)
         let entryFile = Self.entryFile(of: files, language: language)
         let sources = try sourceFileNames(files, entryFile: entryFile, language: language)
         let args = try validateArgs(request.args ?? [])
@@ -97,7 +105,7 @@ struct JobRequestValidator: Sendable {
             language: language, files: files, entryFile: entryFile, compileCommand: compileCommand, runCommand: runCommand,
             environment: registry.environment(for: language), compileLimits: compileLimits, runLimits: runLimits,
             tests: tests, comparison: comparison, stopOnFirstFailure: request.stopOnFirstFailure ?? false,
-            callbackURL: callbackURL, metadata: request.metadata, priority: priority)
+            callbackURL: callbackURL, metadata: request.metadata, priority: priority, archive: archive)
     }
 
     // MARK: - Files
@@ -148,6 +156,21 @@ struct JobRequestValidator: Sendable {
             decoded.append(SourceFile(name: input.name, content: content))
         }
         return decoded
+    }
+
+    private func validateArchive(_ text: String?) throws(APIError) -> JobArchive? {
+        guard let text else { return nil }
+        guard let python = archivePython else {
+            throw APIError(
+                .invalidValue, "archives are unpacked by Python 3 inside the sandbox, and this server has no python3", field: "archive")
+        }
+        guard let data = Data(base64Encoded: text), !data.isEmpty else {
+            throw APIError(.invalidValue, "archive must be a non-empty zip file in base64", field: "archive")
+        }
+        guard data.count <= limits.maximumArchiveBytes else {
+            throw APIError(.tooLarge, "archive is larger than the maximum of \(limits.maximumArchiveBytes) bytes", field: "archive")
+        }
+        return JobArchive(bytes: Array(data), python: python)
     }
 
     /// The files `{sources}` names: those with one of the language's extensions, in request order.

@@ -42,6 +42,8 @@ struct ServerLimits: Sendable, Equatable {
     var maximumFiles = 32
     /// Total decoded size of all files of a job.
     var maximumSourceBytes = 1 << 20
+    /// Size of a job's zip `archive` (compressed; its content is capped by ``JobArchive``).
+    var maximumArchiveBytes = 16 << 20
     var maximumTests = 100
     /// Per stdin (the job's and each test's).
     var maximumStdinBytes = 16 << 20

@@ -381,7 +381,7 @@ struct Judge0Routes: Sendable {
             ("limits.memory_bytes", "memory_limit"), ("limits.processes", "max_processes_and_or_threads"),
             ("limits.output_bytes", "max_file_size"), ("limits.file_size_bytes", "max_file_size"),
             ("limits.network", "enable_network"), ("stdin", "stdin"), ("tests", "expected_output"),
-            ("callback_url", "callback_url"), ("jobs[", "base"),
+            ("callback_url", "callback_url"), ("archive", "additional_files"), ("jobs[", "base"),
         ]
         return table.first { native.hasPrefix($0.prefix) }?.field ?? "base"
     }

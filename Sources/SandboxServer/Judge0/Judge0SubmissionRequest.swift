@@ -256,9 +256,6 @@ struct Judge0RequestMapper: Sendable {
             if archive?.isEmpty ?? true { errors.add("additional_files", "can't be blank") }
         } else {
             if sourceIsBlank { errors.add("source_code", "can't be blank") }
-            if archive != nil {
-                errors.add("additional_files", "are supported only with language \(Judge0MultiFileProgram.judge0ID) (Multi-file program) on this server")
-            }
         }
         let cpu = ranged(submission.cpuTimeLimit, "cpu_time_limit", default: config.cpuTimeLimit, minimum: 0, maximum: config.maxCPUTimeLimit)
         let extra = ranged(submission.cpuExtraTime, "cpu_extra_time", default: config.cpuExtraTime, minimum: 0, maximum: config.maxCPUExtraTime)
@@ -330,16 +327,19 @@ struct Judge0RequestMapper: Sendable {
         let files = if isMultiFile, let archive {
             // The archive and the extractor; the sandboxed compile step unpacks one with the other.
             [FileInput(name: Judge0MultiFileProgram.archiveName, content: Data(archive).base64EncodedString(), encoding: .base64),
-             FileInput(name: Judge0MultiFileProgram.extractorName, content: Judge0MultiFileProgram.extractor)]
+             FileInput(name: Judge0MultiFileProgram.extractorName, content: JobArchive.extractor)]
         } else {
             [FileInput(name: language.sourceFile, content: Data(source).base64EncodedString(), encoding: .base64)]
         }
+        // Any other language: the native archive, unpacked in the box next to the source before
+        // compiling or running, as Judge0 does. An empty one is no archive.
+        let otherArchive = isMultiFile ? nil : archive.flatMap { $0.isEmpty ? nil : Data($0).base64EncodedString() }
         return JobRequest(
             language: language.id,
             files: files,
             stdin: stdin, args: args, compileOptions: compileOptions, limits: limits, tests: tests,
             compare: CompareSpec(mode: .trailingWhitespace), stopOnFirstFailure: true, callbackURL: submission.callbackURL,
-            metadata: settings.metadata)
+            metadata: settings.metadata, archive: otherArchive)
     }
 
     /// Rails prints numericality bounds as floats (`20.0`, `2048`→`2048`).

@@ -140,10 +140,11 @@ struct Judge0SubmissionView: Sendable {
         case "redirect_stderr_to_stdout": return settings.map { .bool($0.redirectStderrToStdout) } ?? .null
         case "callback_url": return .optional(settings?.callbackURL)
         case "additional_files":
-            guard settings?.languageID == Judge0MultiFileProgram.judge0ID,
-                  let archive = request?.files?.first(where: { $0.name == Judge0MultiFileProgram.archiveName }),
-                  let bytes = Data(base64Encoded: archive.content)
-            else { return .null }
+            // Language 89 carries the archive as a file; any other language as the native archive.
+            let encoded = settings?.languageID == Judge0MultiFileProgram.judge0ID
+                ? request?.files?.first(where: { $0.name == Judge0MultiFileProgram.archiveName })?.content
+                : request?.archive
+            guard let encoded, let bytes = Data(base64Encoded: encoded) else { return .null }
             return .string(Judge0Base64.encode(Array(bytes)))
         case "enable_network": return settings.map { .bool($0.enableNetwork) } ?? .null
         default: return .null

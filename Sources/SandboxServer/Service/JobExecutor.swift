@@ -7,7 +7,9 @@ import Isolation
 /// then runs copy-on-write over that box, so it sees the program but its writes vanish after it
 /// and one test cannot affect the next (the last test runs in the box itself: see ``testBox``).
 /// An interpreted language gets its sources written into the box without a run, then the same
-/// tests run; with a single test, that run starts in a fresh box with the sources.
+/// tests run; with a single test, that run starts in a fresh box with the sources. A job with an
+/// archive first unpacks it inside the sandbox, in a fresh box with its files (``JobArchive``);
+/// the compile step keeps that box, or an interpreted language's tests run over it.
 struct JobExecutor {
     /// Size of the box and of /tmp, each (tmpfs, counted against memory).
     static let minimumDiskBytes = 64 << 20
@@ -29,11 +31,25 @@ struct JobExecutor {
         var compileOutcome: RunOutcome?
         var judgement: CompileJudgement?
         let files = job.files.map { BoxFile(path: $0.name, contents: $0.content) }
+        // With an archive, the box is filled by unpacking it in the sandbox; the next step keeps it.
+        var boxIsFilled = false
+        if let archive = job.archive {
+            let spec = RunSpec(
+                executable: archive.command[0], arguments: Array(archive.command.dropFirst()), environment: job.environment,
+                workingDirectory: LanguageRegistry.boxDirectory, files: archive.boxFiles(with: files), box: .fresh, stdin: .empty,
+                limits: JobArchive.limits(diskBytes: Self.diskBytes(job.compileLimits ?? job.runLimits)), network: false)
+            guard let outcome = RunOutcome(slot.run(spec, cancellation: cancellation)) else { return .cancelled }
+            let unpacked = JobArchive.judge(outcome)
+            guard unpacked == .succeeded else {
+                return .graded(grader.finish(compile: unpacked, grades: []), compile: outcome)
+            }
+            boxIsFilled = true
+        }
         if let command = job.compileCommand, let limits = job.compileLimits {
             let spec = RunSpec(
                 executable: command[0], arguments: Array(command.dropFirst()), environment: job.environment,
-                workingDirectory: LanguageRegistry.boxDirectory, files: files, box: .fresh, stdin: .empty,
-                limits: Self.resourceLimits(limits, killOnOutputLimit: false), network: false)
+                workingDirectory: LanguageRegistry.boxDirectory, files: boxIsFilled ? [] : files, box: boxIsFilled ? .keep : .fresh,
+                stdin: .empty, limits: Self.resourceLimits(limits, killOnOutputLimit: false), network: false)
             let result = slot.run(spec, cancellation: cancellation)
             guard let outcome = RunOutcome(result) else { return .cancelled }
             compileOutcome = outcome
@@ -42,7 +58,7 @@ struct JobExecutor {
             guard compiled == .succeeded else {
                 return .graded(grader.finish(compile: compiled, grades: []), compile: outcome)
             }
-        } else if job.tests.count > 1 {
+        } else if job.tests.count > 1 && !boxIsFilled {
             do {
                 try slot.prepareBox(files: files, sizeBytes: Self.diskBytes(job.runLimits))
             } catch {
@@ -50,13 +66,15 @@ struct JobExecutor {
                 return .graded(grade, compile: nil)
             }
         }
+        // A box the compile step or the archive filled is the tests' starting point, as after a compile.
+        let boxHoldsProgram = compileOutcome != nil || boxIsFilled
         var grades: [TestGrade] = []
         for (index, test) in job.tests.enumerated() {
             let spec = RunSpec(
                 executable: job.runCommand[0], arguments: Array(job.runCommand.dropFirst()), environment: job.environment,
                 workingDirectory: LanguageRegistry.boxDirectory,
-                files: compileOutcome == nil && job.tests.count == 1 ? files : [],
-                box: Self.testBox(index: index, of: job.tests.count, compiled: compileOutcome != nil),
+                files: !boxHoldsProgram && job.tests.count == 1 ? files : [],
+                box: Self.testBox(index: index, of: job.tests.count, compiled: boxHoldsProgram),
                 stdin: test.stdin.isEmpty ? .empty : .bytes(test.stdin),
                 limits: Self.resourceLimits(job.runLimits, killOnOutputLimit: true), network: job.runLimits.network)
             let result = slot.run(spec, cancellation: cancellation)

@@ -75,7 +75,10 @@ final class SandboxService: Sendable {
         var limits = ServerLimits.standard
         limits.maxima.network = settings.allowNetwork
         let available = languages.filter(\.isAvailable)
-        let validator = JobRequestValidator(registry: registry.restricted(to: Set(available.map(\.language.id))), limits: limits)
+        // Archives are unpacked by the sandboxed Python, so they need it available.
+        let archivePython = available.first { $0.language.id == "python3" }?.language.toolchain.first
+        let validator = JobRequestValidator(registry: registry.restricted(to: Set(available.map(\.language.id))), limits: limits,
+                                            archivePython: archivePython)
         let policy = WebhookPolicy(allow: settings.webhookAllow)
         service = JobService(
             store: store, validator: validator, webhookPolicy: policy,

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPCore
 import Testing
 
 @testable import SandboxServer
@@ -44,7 +45,9 @@ struct Judge0EndToEndTests {
 
     /// A zip made by the host's Python: `entries` maps names to contents; `links` maps link
     /// names to targets (stored as symbolic links, as `zip -y` would).
-    func zipArchive(_ entries: [String: String], links: [String: String] = [:]) throws -> String {
+    /// `zeroFilled` maps names to sizes of entries made of zero bytes (a zip bomb compresses
+    /// 11 MB of them to a few KB).
+    func zipArchive(_ entries: [String: String], links: [String: String] = [:], zeroFilled: [String: Int] = [:]) throws -> String {
         let script = """
         import base64, io, json, sys, zipfile
         spec = json.loads(sys.argv[1])
@@ -56,11 +59,13 @@ struct Judge0EndToEndTests {
                 info = zipfile.ZipInfo(name)
                 info.external_attr = (0o120777 << 16)
                 archive.writestr(info, target)
+            for name, size in spec["zeros"].items():
+                archive.writestr(name, bytes(size))
         print(base64.b64encode(buffer.getvalue()).decode())
         """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, jsonText(["entries": entries, "links": links])]
+        process.arguments = ["-c", script, jsonText(["entries": entries, "links": links, "zeros": zeroFilled])]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -93,6 +98,68 @@ struct Judge0EndToEndTests {
                                                                   "additional_files": try zipArchive(["run": "cat passwd"], links: ["passwd": "/etc/passwd"])]))
         #expect(link.json["status_id"] as? Int == 6, "\(link)")
         #expect((link.json["compile_output"] as? String)?.contains("symbolic link") == true)
+    }
+
+    /// The Judge0 routes in-process (the fixture's in-process transport has the native ones only).
+    func judge0InProcess(_ fixture: TestService) -> InProcessTransport {
+        var router = fixture.service.routes.makeRouter()
+        router.mount("/", fixture.service.judge0.makeRouter())
+        return InProcessTransport(router: router)
+    }
+
+    @Test func additionalFilesAreUnpackedNextToTheSourceForAnyLanguage() async throws {
+        let fixture = try await TestService()
+        let api = judge0InProcess(fixture)
+        let fields = "?wait=true&fields=status_id,stdout,stderr,compile_output,message,additional_files"
+        // C: the source includes a header that only the archive has.
+        let header = try zipArchive(["include/greeting.h": "#define GREETING \"hello from the zip\"\n"])
+        let c = try await api.post("/submissions" + fields, jsonText([
+            "language_id": 50, "additional_files": header,
+            "source_code": "#include <stdio.h>\n#include \"include/greeting.h\"\nint main(void){ puts(GREETING); return 0; }\n"]))
+        #expect(c.status == 201 && c.json["status_id"] as? Int == 3, "\(c)")
+        #expect(c.json["stdout"] as? String == "hello from the zip\n")
+        let echoed = (c.json["additional_files"] as? String)?.replacingOccurrences(of: "\n", with: "")
+        #expect(echoed.flatMap { Data(base64Encoded: $0) } == Data(base64Encoded: header), "additional_files is shown as sent")
+
+        // Python: the program reads a data file from the archive; the archive's main.py does
+        // not replace the submitted source (Judge0's `unzip -n`).
+        let data = try zipArchive(["data/numbers.txt": "1 2 3 4\n", "main.py": "print('the archive replaced the source')\n"])
+        let python = try await api.post("/submissions" + fields, jsonText([
+            "language_id": 71, "additional_files": data, "expected_output": "10",
+            "source_code": "print(sum(map(int, open('data/numbers.txt').read().split())))\n"]))
+        #expect(python.json["status_id"] as? Int == 3, "\(python)")
+        #expect(python.json["stdout"] as? String == "10\n")
+        #expect(python.json["compile_output"] is NSNull, "an interpreted language shows no compile step")
+
+        // The same through the native API's `archive`.
+        let native = try await fixture.transport(.inProcess).run([
+            "language": "python3", "archive": data, "source": "print(open('data/numbers.txt').read().split()[-1])\n",
+            "tests": [["expected_output": "4"]]])
+        #expect(native.json["verdict"] as? String == "accepted", "\(native)")
+    }
+
+    @Test func hostileAdditionalFilesAreRefusedInsideTheBoxAndWriteNothingOutside() async throws {
+        let fixture = try await TestService()
+        let api = judge0InProcess(fixture)
+        let canary = "/tmp/ss-judge0-canary-\(getpid())-\(UUID().uuidString)"
+        let hostile: [(name: String, archive: String, reason: String)] = [
+            ("traversal", try zipArchive(["../../../../../../..\(canary)": "escaped"]), "unsafe path"),
+            ("absolute path", try zipArchive([canary: "escaped"]), "unsafe path"),
+            ("symbolic link", try zipArchive(["notes.txt": "x"], links: ["link": canary]), "symbolic link"),
+            ("zip bomb", try zipArchive([:], zeroFilled: ["zeros.bin": 11 << 20]), "exceed 10240 KB"),
+            ("not a zip", Data("this is not a zip archive".utf8).base64EncodedString(), "not a zip archive"),
+        ]
+        for (name, archive, reason) in hostile {
+            for languageID in [71, 50] {
+                let source = languageID == 71 ? "print('ran')\n" : "int main(void){ return 0; }\n"
+                let response = try await api.post("/submissions?wait=true&fields=status_id,stdout,compile_output", jsonText([
+                    "language_id": languageID, "additional_files": archive, "source_code": source]))
+                #expect(response.json["status_id"] as? Int == 6, "\(name), language \(languageID): \(response)")
+                #expect((response.json["compile_output"] as? String)?.contains(reason) == true, "\(name): \(response)")
+                #expect(response.json["stdout"] is NSNull, "\(name): the program must not run")
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: canary), "nothing was written outside the box")
     }
 
     @Test func callbackIsAPutOfTheDefaultFieldsInBase64() async throws {
