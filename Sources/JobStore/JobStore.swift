@@ -64,6 +64,10 @@ public protocol JobStore: Sendable {
     /// How many jobs are in each state.
     func countsByState() throws(JobStoreError) -> StateCounts
 
+    /// Jobs counted by language, by outcome, and by UTC day of creation for the days from
+    /// `createdSince`'s day on — aggregate queries, never loading jobs.
+    func statistics(createdSince: Timestamp) throws(JobStoreError) -> JobStatistics
+
     // MARK: Webhooks
 
     /// Enqueues a webhook delivery for a job, due now.

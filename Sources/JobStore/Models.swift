@@ -405,6 +405,59 @@ public struct StateCounts: Hashable, Sendable {
     }
 }
 
+/// Counts of jobs for usage statistics, as aggregate queries over indexes compute them (no job
+/// is loaded).
+public struct JobStatistics: Hashable, Sendable {
+    /// Every stored job (purged jobs are gone).
+    public var total: Int
+    /// Jobs per language id.
+    public var byLanguage: [String: Int]
+    /// Jobs per outcome, one entry per distinct (state, verdict, signal).
+    public var byOutcome: [OutcomeCount]
+    /// Jobs created on each UTC day since the day asked for, by day number (days since
+    /// 1970-01-01 UTC); days without jobs are absent.
+    public var createdPerDay: [Int64: Int]
+
+    /// How many jobs ended one way.
+    public struct OutcomeCount: Hashable, Sendable {
+        /// The jobs' state.
+        public var state: JobState
+        /// Their verdict; nil until finished.
+        public var verdict: Verdict?
+        /// For `runtime_error`: the signal that ended the first test with that verdict (nil when
+        /// it exited with a status). Nil for every other verdict.
+        public var signal: Int32?
+        /// How many jobs.
+        public var count: Int
+
+        /// Describes one outcome's count.
+        public init(state: JobState, verdict: Verdict?, signal: Int32?, count: Int) {
+            self.state = state
+            self.verdict = verdict
+            self.signal = signal
+            self.count = count
+        }
+    }
+
+    /// Milliseconds in a day, the width of `createdPerDay`'s buckets.
+    public static let millisecondsPerDay: Int64 = 86_400_000
+
+    /// The day number of an instant (UTC).
+    public static func day(of timestamp: Timestamp) -> Int64 {
+        timestamp.millisecondsSince1970 >= 0
+            ? timestamp.millisecondsSince1970 / millisecondsPerDay
+            : (timestamp.millisecondsSince1970 + 1) / millisecondsPerDay - 1
+    }
+
+    /// Describes the counts.
+    public init(total: Int = 0, byLanguage: [String: Int] = [:], byOutcome: [OutcomeCount] = [], createdPerDay: [Int64: Int] = [:]) {
+        self.total = total
+        self.byLanguage = byLanguage
+        self.byOutcome = byOutcome
+        self.createdPerDay = createdPerDay
+    }
+}
+
 /// What reaping expired leases did.
 public struct RequeueReport: Hashable, Sendable {
     /// Jobs put back in the queue for another attempt.

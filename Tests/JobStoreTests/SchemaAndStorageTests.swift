@@ -40,7 +40,7 @@ struct RawSQLiteError: Error { let message: String }
     @Test func newDatabaseUsesWALIncrementalVacuumAndCurrentVersion() throws {
         let fixture = try Fixture()
         _ = try fixture.store.insert(job())
-        #expect(try rawSQLite(fixture.path, "PRAGMA user_version") == 1)
+        #expect(try rawSQLite(fixture.path, "PRAGMA user_version") == 2)
         #expect(try rawSQLite(fixture.path, "PRAGMA auto_vacuum") == 2)  // 2 = INCREMENTAL
         #expect(try rawSQLite(fixture.path, "PRAGMA application_id") == 0x4A42_5354)
         #expect(FileManager.default.fileExists(atPath: fixture.path + "-wal"))

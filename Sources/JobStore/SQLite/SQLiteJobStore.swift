@@ -448,6 +448,51 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Three grouped scans of the `jobs_statistics` and `jobs_state_created` indexes (see
+    /// `JobStore.statistics`); requests and results are never read.
+    public func statistics(createdSince: Timestamp) throws(JobStoreError) -> JobStatistics {
+        let firstDay = JobStatistics.day(of: createdSince)
+        return try read { connection in
+            var statistics = JobStatistics()
+            try connection.with("SELECT language, count(*) FROM jobs GROUP BY language") { statement in
+                while try statement.step() {
+                    let count = Int(statement.int64(1))
+                    statistics.byLanguage[statement.text(0) ?? "", default: 0] += count
+                    statistics.total += count
+                }
+            }
+            // A runtime error's signal lives on its test; only those jobs look one up (by the
+            // test table's primary key).
+            try connection.with("""
+                SELECT state, verdict,
+                       CASE WHEN verdict = 'runtime_error' THEN
+                           (SELECT t.signal FROM job_tests t WHERE t.job_seq = jobs.seq AND t.verdict = 'runtime_error'
+                            ORDER BY t.test_index LIMIT 1)
+                       END,
+                       count(*)
+                FROM jobs GROUP BY 1, 2, 3
+                """) { statement in
+                while try statement.step() {
+                    guard let state = JobState(rawValue: statement.text(0) ?? "") else { continue }
+                    statistics.byOutcome.append(JobStatistics.OutcomeCount(
+                        state: state, verdict: statement.text(1).map(Verdict.init(rawValue:)),
+                        signal: statement.optionalInt64(2).map { Int32(truncatingIfNeeded: $0) }, count: Int(statement.int64(3))))
+                }
+            }
+            // Naming every state lets the (state, created_at) index serve the range.
+            try connection.with("""
+                SELECT created_at / ?, count(*) FROM jobs
+                WHERE state IN ('queued', 'running', 'finished', 'cancelled') AND created_at >= ?
+                GROUP BY 1
+                """, [JobStatistics.millisecondsPerDay, firstDay * JobStatistics.millisecondsPerDay]) { statement in
+                while try statement.step() {
+                    statistics.createdPerDay[statement.int64(0), default: 0] += Int(statement.int64(1))
+                }
+            }
+            return statistics
+        }
+    }
+
     // MARK: Webhooks
 
     /// Enqueues a delivery due now (see `JobStore.enqueueWebhook`).

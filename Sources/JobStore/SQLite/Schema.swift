@@ -80,7 +80,12 @@ enum Schema {
             last_used_at INTEGER NOT NULL
         );
         CREATE INDEX cached_files_lru ON cached_files (last_used_at, id);
+        """,
+        // 1 → 2: counts by language and outcome (`statistics`) from an index instead of the
+        // table, whose rows carry the requests.
         """
+        CREATE INDEX jobs_statistics ON jobs (state, verdict, language);
+        """,
     ]
 
     /// The version this build writes.
