@@ -440,5 +440,83 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
         let forbidden = try await secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "user-key"])
         #expect(forbidden.status == 403 && forbidden.body.isEmpty)
         #expect(try await secured.send(.POST, "/authorize", body: nil, headers: ["X-Auth-Token": "user-key", "X-Auth-User": "admin-key"]).status == 200)
+        // /statistics is one of Judge0's informational routes: authentication only.
+        #expect(try await secured.get("/statistics").status == 401)
+        #expect(try await secured.get("/statistics", headers: ["X-Auth-Token": "user-key"]).status == 200)
+    }
+
+    @Test func statisticsHaveJudge0sShapeAndAreCachedUntilInvalidated() async throws {
+        for _ in 0..<2 {
+            #expect(try await transport.post("/submissions", #"{"source_code":"print(1)","language_id":71}"#).status == 201)
+        }
+        let response = try await transport.get("/statistics")
+        #expect(response.status == 200)
+        // Judge0's keys, in Judge0's order.
+        let keys = ["created_at", "cached_until", "submissions", "languages", "statuses", "database"]
+        let positions = keys.map { response.text.range(of: "\"\($0)\":")?.lowerBound }
+        #expect(positions.allSatisfy { $0 != nil } && positions.map { $0! } == positions.map { $0! }.sorted(), "\(response)")
+        #expect(Set(response.json.keys) == Set(keys))
+        #expect(response.text.hasPrefix(#"{"created_at":""#))
+
+        let submissions = try #require(response.json["submissions"] as? [String: Any])
+        #expect(submissions["total"] as? Int == 2 && submissions["today"] as? Int == 2)
+        let perDay = try #require(submissions["last_30_days"] as? [String: Int])
+        #expect(perDay.count == 31 && perDay.values.reduce(0, +) == 2)
+        let today = String((response.json["created_at"] as? String ?? "").prefix(10))
+        #expect(perDay[today] == 2)
+        // Newest day first, as Judge0 sorts them.
+        let dayKeys = response.text.matches(of: /"(\d{4}-\d{2}-\d{2})":/).map { String($0.output.1) }
+        #expect(dayKeys.first == today && dayKeys == dayKeys.sorted(by: >) && dayKeys.count == 31)
+        let database = try #require(response.json["database"] as? [String: Any])
+        #expect((database["size_in_bytes"] as? Int ?? 0) > 0)
+        #expect((database["size_pretty"] as? String)?.wholeMatch(of: /\d+ (bytes|kB|MB)/) != nil)
+        let created = try #require(response.json["created_at"] as? String), until = try #require(response.json["cached_until"] as? String)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let interval = try #require(formatter.date(from: until)).timeIntervalSince(try #require(formatter.date(from: created)))
+        #expect(interval == 600, "cached for ten minutes")
+
+        // A new submission is not counted until the cache expires or is invalidated.
+        #expect(try await transport.post("/submissions", #"{"source_code":"int main(){}","language_id":49}"#).status == 201)
+        let cached = try await transport.get("/statistics")
+        #expect(cached.text == response.text)
+        let fresh = try await transport.get("/statistics?invalidate_cache=true")
+        #expect((fresh.json["submissions"] as? [String: Any])?["total"] as? Int == 3)
+
+        // Languages and statuses: `{language: {id, name}, count}`, `{status: {id, name}, count}`, largest first.
+        let languages = try #require(fresh.json["languages"] as? [[String: Any]])
+        let language = languages.compactMap { $0["language"] as? [String: Any] }
+        #expect(language.map { $0["id"] as? Int } == [71, 50], "C sent as 49 (an older gcc id) counts under C's own id")
+        #expect(language.first?["name"] as? String == "Python (3.11.2)")
+        #expect(languages.map { $0["count"] as? Int } == [2, 1])
+        let statuses = try #require(fresh.json["statuses"] as? [[String: Any]])
+        let status = try #require(statuses.first?["status"] as? [String: Any])
+        #expect(statuses.count == 1 && statuses.first?["count"] as? Int == 3)
+        #expect(status["id"] as? Int == 1 && status["name"] as? String == "In Queue" && status.count == 2)
+    }
+
+    @Test func statisticsStatusesFollowTheVerdictRules() {
+        func status(_ state: JobStore::JobState, _ verdict: JobStore::Verdict?, _ signal: Int32? = nil) -> Int {
+            Judge0Statistics.status(of: .init(state: state, verdict: verdict, signal: signal, count: 1)).rawValue
+        }
+        #expect(status(.queued, nil) == 1 && status(.running, nil) == 2 && status(.cancelled, nil) == 13)
+        #expect(status(.finished, "accepted") == 3 && status(.finished, "wrong_answer") == 4)
+        #expect(status(.finished, "time_limit_exceeded") == 5 && status(.finished, "compile_error") == 6)
+        #expect(status(.finished, "runtime_error", 11) == 7 && status(.finished, "runtime_error", 8) == 9)
+        #expect(status(.finished, "runtime_error") == 11 && status(.finished, "runtime_error", 9) == 12)
+        #expect(status(.finished, "memory_limit_exceeded") == 12 && status(.finished, "output_limit_exceeded") == 8)
+        #expect(status(.finished, "internal_error") == 13)
+    }
+
+    @Test func statisticsSizesAndDatesAreSpelledAsJudge0Does() {
+        // pg_size_pretty's values.
+        #expect(Judge0Statistics.prettySize(bytes: 8192) == "8192 bytes")
+        #expect(Judge0Statistics.prettySize(bytes: 10_240) == "10 kB")
+        #expect(Judge0Statistics.prettySize(bytes: 1_000_000) == "977 kB")
+        #expect(Judge0Statistics.prettySize(bytes: 10_485_760) == "10 MB")
+        #expect(Judge0Statistics.prettySize(bytes: 5 << 30) == "5120 MB")
+        #expect(Judge0Statistics.prettySize(bytes: 50 << 30) == "50 GB")
+        #expect(Judge0Statistics.dateString(day: 0) == "1970-01-01")
+        #expect(Judge0Statistics.dateString(day: 19_831) == "2024-04-18")
     }
 }

@@ -16,6 +16,8 @@ struct Judge0Routes: Sendable {
     let languages: [Int: Judge0Language]
     /// Runner threads, for `/workers`.
     let workers: Int
+    /// `/statistics` is computed at most every ten minutes, as Judge0 caches it.
+    let statisticsCache = Judge0StatisticsCache()
 
     /// A language as Judge0 lists it.
     struct Judge0Language: Sendable {
@@ -93,6 +95,7 @@ struct Judge0Routes: Sendable {
         }
         router.get("/workers") { request in guarded(request) { try workersStatus() } }
         router.get("/system_info") { request in guarded(request) { Self.json(SystemInfo.current()) } }
+        router.get("/statistics") { request in guarded(request) { try statistics(request) } }
         router.post("/authenticate") { request in guarded(request) { HTTPResponse(status: .ok) } }
         router.post("/authorize") { request in guarded(request, authorize: true) { HTTPResponse(status: .ok) } }
         // CORS preflights, answered without credentials as browsers send them.
@@ -348,6 +351,31 @@ struct Judge0Routes: Sendable {
             ("paused", .integer(0)),
             ("failed", .integer(0)),
         ])]))
+    }
+
+    private func statistics(_ request: HTTPRequest) throws(Judge0Failure) -> HTTPResponse {
+        // Each native language is named by its first Judge0 id (48, 49 and 50 all count as 50).
+        var names: [String: Judge0Statistics.LanguageName] = [:]
+        for language in languages.values {
+            guard let primary = language.definition.judge0.first?.id, let listed = languages[primary] else { continue }
+            names[language.definition.id] = (listed.id, listed.name)
+        }
+        do {
+            let answer = try statisticsCache.answer(invalidate: request.queryParameters["invalidate_cache"] == "true") { () throws(APIError) in
+                let now = Date()
+                let since = JobStore::Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
+                    .adding(milliseconds: -Judge0Statistics.pastDays * JobStatistics.millisecondsPerDay)
+                let (counts, storage) = try Self.storeCall { () throws(JobStoreError) in
+                    (try service.store.statistics(createdSince: since), try service.store.storageStats())
+                }
+                return Judge0Statistics.render(counts, storage: storage, now: now, languageNames: names)
+            }
+            return Self.json(answer)
+        } catch let error as APIError {
+            throw Self.failure(error)
+        } catch {
+            throw Judge0Failure(status: .internalServerError, body: Self.errorBody("\(error)"))
+        }
     }
 
     // MARK: Mapping

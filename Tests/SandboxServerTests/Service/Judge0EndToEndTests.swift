@@ -160,6 +160,12 @@ struct Judge0EndToEndTests {
             }
         }
         #expect(!FileManager.default.fileExists(atPath: canary), "nothing was written outside the box")
+        // The refusals are what /statistics counts: ten compilation errors.
+        let statistics = try await api.get("/statistics?invalidate_cache=true")
+        let statuses = (statistics.json["statuses"] as? [[String: Any]] ?? []).map { entry in
+            ((entry["status"] as? [String: Any])?["id"] as? Int, entry["count"] as? Int)
+        }
+        #expect(statuses.count == 1 && statuses.first?.0 == 6 && statuses.first?.1 == 2 * hostile.count, "\(statistics)")
     }
 
     @Test func callbackIsAPutOfTheDefaultFieldsInBase64() async throws {
