@@ -131,6 +131,24 @@ check("language given by Judge0 id", language_by_id)
 
 
 
+def additional_files_for_any_language():
+    from judge0 import File, Filesystem  # noqa: PLC0415
+
+    header = Filesystem(content=[File(name="include/answer.h", content="#define ANSWER 42\n")])
+    compiled = judge0.run(client=client, language=LanguageAlias.C, additional_files=header,
+                          source_code='#include <stdio.h>\n#include "include/answer.h"\nint main(void){ printf("%d\\n", ANSWER); return 0; }\n')
+    expect(compiled.status == judge0.Status.ACCEPTED, f"C status {compiled.status} compile={compiled.compile_output!r}")
+    expect(compiled.stdout == "42\n", f"C stdout {compiled.stdout!r}")
+    data = Filesystem(content=[File(name="data/words.txt", content="sandbox server\n")])
+    interpreted = judge0.run(client=client, language=LanguageAlias.PYTHON, additional_files=data,
+                             source_code='print(open("data/words.txt").read().split()[1])\n')
+    expect(interpreted.status == judge0.Status.ACCEPTED, f"Python status {interpreted.status} compile={interpreted.compile_output!r}")
+    expect(interpreted.stdout == "server\n", f"Python stdout {interpreted.stdout!r}")
+
+
+check("judge0.run with additional_files next to a C and a Python source", additional_files_for_any_language)
+
+
 def judge0_client_roundtrip():
     from judge0_client import Judge0Client, SingleFileSubmission  # noqa: PLC0415 - the second client
 
