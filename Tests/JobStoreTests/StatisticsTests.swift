@@ -75,6 +75,8 @@ import Testing
             SELECT created_at / 86400000, count(*) FROM jobs
             WHERE state IN ('queued', 'running', 'finished', 'cancelled') AND created_at >= 0 GROUP BY 1
             """).contains("COVERING INDEX jobs_state_created"))
+        #expect(try plan("SELECT seq FROM jobs WHERE state = 'finished' AND verdict = 'runtime_error'")
+                .contains("COVERING INDEX jobs_statistics (state=? AND verdict=?)"))
     }
 
     @Test func aVersionOneDatabaseGainsTheStatisticsIndex() throws {

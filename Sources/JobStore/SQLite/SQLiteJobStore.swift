@@ -448,8 +448,8 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    /// Three grouped scans of the `jobs_statistics` and `jobs_state_created` indexes (see
-    /// `JobStore.statistics`); requests and results are never read.
+    /// Grouped scans of the `jobs_statistics` and `jobs_state_created` indexes, plus one test
+    /// lookup per runtime error (see `JobStore.statistics`); requests and results are never read.
     public func statistics(createdSince: Timestamp) throws(JobStoreError) -> JobStatistics {
         let firstDay = JobStatistics.day(of: createdSince)
         return try read { connection in
@@ -461,22 +461,28 @@ public final class SQLiteJobStore: JobStore {
                     statistics.total += count
                 }
             }
-            // A runtime error's signal lives on its test; only those jobs look one up (by the
-            // test table's primary key).
-            try connection.with("""
-                SELECT state, verdict,
-                       CASE WHEN verdict = 'runtime_error' THEN
-                           (SELECT t.signal FROM job_tests t WHERE t.job_seq = jobs.seq AND t.verdict = 'runtime_error'
-                            ORDER BY t.test_index LIMIT 1)
-                       END,
-                       count(*)
-                FROM jobs GROUP BY 1, 2, 3
-                """) { statement in
+            try connection.with("SELECT state, verdict, count(*) FROM jobs GROUP BY 1, 2") { statement in
                 while try statement.step() {
                     guard let state = JobState(rawValue: statement.text(0) ?? "") else { continue }
+                    let verdict = statement.text(1).map(Verdict.init(rawValue:))
+                    if state == .finished && verdict == "runtime_error" { continue }  // split by signal below
                     statistics.byOutcome.append(JobStatistics.OutcomeCount(
-                        state: state, verdict: statement.text(1).map(Verdict.init(rawValue:)),
-                        signal: statement.optionalInt64(2).map { Int32(truncatingIfNeeded: $0) }, count: Int(statement.int64(3))))
+                        state: state, verdict: verdict, signal: nil, count: Int(statement.int64(2))))
+                }
+            }
+            // A runtime error's signal lives on its first failing test: one primary-key lookup per
+            // such job, evaluated once each (materialized), then grouped.
+            try connection.with("""
+                WITH failed AS MATERIALIZED (
+                    SELECT (SELECT t.signal FROM job_tests t WHERE t.job_seq = jobs.seq AND t.verdict = 'runtime_error'
+                            ORDER BY t.test_index LIMIT 1) AS signal
+                    FROM jobs WHERE state = 'finished' AND verdict = 'runtime_error')
+                SELECT signal, count(*) FROM failed GROUP BY 1
+                """) { statement in
+                while try statement.step() {
+                    statistics.byOutcome.append(JobStatistics.OutcomeCount(
+                        state: .finished, verdict: "runtime_error",
+                        signal: statement.optionalInt64(0).map { Int32(truncatingIfNeeded: $0) }, count: Int(statement.int64(1))))
                 }
             }
             // Naming every state lets the (state, created_at) index serve the range.
