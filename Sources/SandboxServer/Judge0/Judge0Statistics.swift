@@ -90,11 +90,7 @@ struct Judge0Statistics: Sendable {
 
     /// `YYYY-MM-DD` of a day number (UTC).
     static func dateString(day: Int64) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let date = Date(timeIntervalSince1970: Double(day) * 86_400)
-        let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+        String(Timestamp.format(Date(timeIntervalSince1970: Double(day) * 86_400)).prefix(10))
     }
 
     /// PostgreSQL's `pg_size_pretty`, which Judge0 reports: bytes below 10 kB, then kB, MB, GB, TB
