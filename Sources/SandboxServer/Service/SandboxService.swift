@@ -90,6 +90,9 @@ final class SandboxService: Sendable {
             configuration: JobService.Configuration(maxQueuedJobs: settings.maxQueuedJobs, maxWait: .seconds(settings.maxWaitSeconds)),
             workAvailable: WorkSignal(capacity: settings.workers),
             jobLog: JobEventLog(logger: logger, includesContent: settings.logJobContent))
+        // Jobs a dead process left running, requeued (or abandoned) when the store opened.
+        service.jobLog.requeued(store.startupRequeue.requeued, reason: "lease expired")
+        service.jobLog.abandoned(store.startupRequeue.abandoned)
         runners = JobRunnerPool(service: service, sandbox: sandbox, workers: settings.workers,
                                 lease: .seconds(settings.leaseSeconds), logger: logger)
         webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
