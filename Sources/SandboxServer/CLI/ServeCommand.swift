@@ -71,13 +71,13 @@ struct ServeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("sandbox-server: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        var current = (settings: settings, given: (try? ServerSettings.givenValues(
-            arguments: settingArguments, environment: ProcessInfo.processInfo.environment)) ?? [:])
+        // What each setting was given as, to tell which ones a reload changes.
+        var given = (try? ServerSettings.givenValues(arguments: settingArguments, environment: ProcessInfo.processInfo.environment)) ?? [:]
         while true {
             var received: Int32 = 0
             guard sigwait(&handledSignals, &received) == 0 else { continue }
             if received == SIGHUP {
-                current = reload(current, logOutput: logOutput, service: service, logger: logger)
+                given = reload(given, logOutput: logOutput, service: service, logger: logger)
                 continue
             }
             logger.notice("signal received: stopping", metadata: ["event": "server.signal", "signal": "\(Self.signalName(received))"])
@@ -89,15 +89,16 @@ struct ServeCommand: ParsableCommand {
     /// SIGHUP: resolves the settings again (the config file may have changed), reopens the log
     /// file, and applies the reloadable settings. Invalid settings leave everything as it was,
     /// except that the log file is still reopened (logrotate renamed it before sending SIGHUP).
-    private func reload(_ current: (settings: ServerSettings, given: [String: String]), logOutput: LogOutput,
-                        service: SandboxService, logger: Logger) -> (settings: ServerSettings, given: [String: String]) {
+    /// Returns the given values now in force.
+    private func reload(_ current: [String: String], logOutput: LogOutput, service: SandboxService,
+                        logger: Logger) -> [String: String] {
         let environment = ProcessInfo.processInfo.environment
         do {
             let given = try ServerSettings.givenValues(arguments: settingArguments, environment: environment)
             let settings = try ServerSettings.resolve(arguments: settingArguments, environment: environment).settings
             try logOutput.apply(LogOutput.Options(settings))
             service.applyReloaded(settings)
-            let changed = ServerSettings.definitions.map(\.name).filter { given[$0] != current.given[$0] }
+            let changed = ServerSettings.definitions.map(\.name).filter { given[$0] != current[$0] }
             let needRestart = changed.filter { !ServerSettings.reloadableNames.contains($0) }
             logger.notice("configuration reloaded", metadata: [
                 "event": "config.reloaded", "changed": .array(changed.filter { !needRestart.contains($0) }.map { .string($0) })])
@@ -105,10 +106,10 @@ struct ServeCommand: ParsableCommand {
                 logger.warning("changed settings that only take effect on restart were not applied", metadata: [
                     "event": "config.reloaded", "settings": .array(needRestart.map { .string($0) })])
             }
-            // Settings that need a restart stay as they are in force.
-            var kept = given
-            for name in needRestart { kept[name] = current.given[name] }
-            return (settings, kept)
+            // Settings that need a restart keep the value in force, so the next reload names them again.
+            var inForce = given
+            for name in needRestart { inForce[name] = current[name] }
+            return inForce
         } catch {
             do { try logOutput.reopen() } catch {
                 FileHandle.standardError.write(Data("sandbox-server: \(error)\n".utf8))

@@ -130,8 +130,8 @@ final class JobRunnerPool: Sendable {
         let outcome = sandbox.withSlot { slot in executor.execute(in: slot) }
         switch outcome {
         case .cancelled:
-            // Cancelled by a client (the store already says so) or stopped by shutdown (the
-            // lease runs out and the job is requeued on the next start).
+            // Cancelled by a client (the store already says so) or stopped by shutdown: then the
+            // job goes back to the queue now rather than when its lease runs out.
             service.running.remove(id)
             if stopping.load(ordering: .acquiring) {
                 do {

@@ -164,6 +164,8 @@ final class SandboxService: Sendable {
     /// One line per answered request: request id, method, target, status, duration, peer.
     static func accessLog(_ logger: Logger) -> HTTPCompletedRequestReporter {
         { request in
+            // Skip building the line when it would be dropped (bench runs log errors only).
+            guard logger.logLevel <= .info else { return }
             var metadata: Logger.Metadata = [
                 "event": "http.request", "request_id": "\(request.requestID)", "method": "\(request.method.rawValue)",
                 "target": "\(request.target)", "status": "\(request.statusCode)",
