@@ -179,6 +179,15 @@ struct JobLoggingEndToEndTests {
         #expect(access["method"] as? String == "POST")
         #expect(access["status"] as? String == "201" || access["status"] as? String == "200")
         #expect(Double(access["duration_ms"] as? String ?? "") != nil)
+
+        // A Judge0 submission's events carry its request id too.
+        let judge0 = try await fixture.transport(.live).post(
+            "/submissions?wait=true", jsonText(["language_id": 46, "source_code": "echo judge0"]), headers: ["X-Request-Id": "judge0-\(unique)"])
+        let token = try #require(judge0.json["token"] as? String, "\(judge0)")
+        #expect(await eventually { log.lines().contains { $0.contains("job.finished") && $0.contains(token) } })
+        let judge0Events = try log.objects().filter { $0["job"] as? String == token }
+        #expect(judge0Events.count == 3)
+        #expect(judge0Events.allSatisfy { $0["request_id"] as? String == "judge0-\(unique)" })
     }
 }
 
