@@ -38,6 +38,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var workerStackSize: Int = 512 * 1024
     /// How often deadlines are checked.
     public var timerResolution: Duration = .milliseconds(50)
+    /// Told about every parsed request once its response is written (an access log); nil, the
+    /// default, costs nothing. Requests the parser rejects (400, 408, 413) are not reported.
+    public var completedRequestReporter: HTTPCompletedRequestReporter?
 
     /// The defaults: 127.0.0.1, a free port, limits per `HTTPParserLimits()`.
     public init() {}
@@ -614,9 +617,25 @@ private struct Worker {
         return server.release(connection)
     }
 
-    /// Writes a response; false when the client is gone or too slow.
+    /// Writes a response and reports it; false when the client is gone or too slow.
     private mutating func send(_ response: HTTPResponse, for request: HTTPRequest, keepAlive: Bool,
                                on connection: Connection) -> Bool {
+        let written = write(response, for: request, keepAlive: keepAlive, on: connection)
+        if let report = server.configuration.completedRequestReporter {
+            let started = connection.requestStartedAt
+            var bodyBytes: Int?
+            if case .bytes(let body) = response.body { bodyBytes = request.method == .HEAD ? 0 : body.count }
+            report(HTTPCompletedRequest(
+                requestID: request.requestID, method: request.method, target: request.target, peerAddress: request.peerAddress,
+                statusCode: response.status.code, responseBodyBytes: bodyBytes,
+                durationNanoseconds: started == 0 ? nil : Syscall.now() &- started, completed: written))
+        }
+        return written
+    }
+
+    /// Writes a response; false when the client is gone or too slow.
+    private mutating func write(_ response: HTTPResponse, for request: HTTPRequest, keepAlive: Bool,
+                                on connection: Connection) -> Bool {
         let isHead = request.method == .HEAD
         let fd = connection.fd
         let timeout = writeTimeoutMS

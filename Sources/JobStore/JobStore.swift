@@ -52,6 +52,12 @@ public protocol JobStore: Sendable {
     /// as `internal_error` with a message saying why (and a webhook if it has a callback URL).
     func requeueExpiredLeases() throws(JobStoreError) -> RequeueReport
 
+    /// Hands a running job back to the queue at once (a runner stopping for shutdown), instead of
+    /// leaving it to wait for its lease to expire. The claim is not counted against the job's
+    /// attempt limit: the job did nothing wrong. Returns false (and changes nothing) when the
+    /// worker no longer owns the job (it finished, was cancelled or was requeued meanwhile).
+    func release(id: JobID, worker: String) throws(JobStoreError) -> Bool
+
     /// Deletes finished and cancelled jobs that finished before `cutoff`, with their test results
     /// and webhook deliveries; returns how many jobs were deleted.
     func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int
@@ -104,6 +110,10 @@ public protocol JobStore: Sendable {
 
     /// Total bytes of all cached files.
     func fileCacheSize() throws(JobStoreError) -> Int64
+
+    /// Deletes cached files not used since `cutoff`, a bounded number per transaction; returns how
+    /// many were deleted.
+    func purgeCachedFiles(unusedSince cutoff: Timestamp) throws(JobStoreError) -> Int
 
     // MARK: Storage
 

@@ -398,6 +398,18 @@ public final class SQLiteJobStore: JobStore {
         return report
     }
 
+    /// Requeues a running job its worker gives up, refunding the claim (see `JobStore.release`).
+    public func release(id: JobID, worker: String) throws(JobStoreError) -> Bool {
+        try write { connection in
+            try connection.run(
+                """
+                UPDATE jobs SET state = 'queued', worker = NULL, lease_expires_at = NULL, started_at = NULL,
+                                attempts = max(attempts - 1, 0)
+                WHERE id = ? AND state = 'running' AND worker = ?
+                """, [id.rawValue, worker]) > 0
+        }
+    }
+
     /// Deletes old finished jobs in chunks of 500 per transaction (see `JobStore.purgeFinished`).
     public func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int {
         var total = 0
@@ -685,6 +697,22 @@ public final class SQLiteJobStore: JobStore {
     /// Total bytes in the file cache.
     public func fileCacheSize() throws(JobStoreError) -> Int64 {
         try read { connection in try connection.scalar("SELECT total(size) FROM cached_files") ?? 0 }
+    }
+
+    /// Deletes files unused since `cutoff` in chunks of 500 per transaction (see `JobStore.purgeCachedFiles`).
+    public func purgeCachedFiles(unusedSince cutoff: Timestamp) throws(JobStoreError) -> Int {
+        var total = 0
+        while true {
+            let deleted = try write { connection in
+                try connection.run(
+                    """
+                    DELETE FROM cached_files WHERE id IN (
+                        SELECT id FROM cached_files INDEXED BY cached_files_lru WHERE last_used_at < ? LIMIT ?)
+                    """, [cutoff.millisecondsSince1970, Self.purgeChunk])
+            }
+            total += deleted
+            if deleted < Self.purgeChunk { return total }
+        }
     }
 
     // MARK: Storage

@@ -12,6 +12,10 @@ struct ServeCommand: ParsableCommand {
             file named by --config; a flag wins over the environment, which wins over the file, \
             which wins over the default. Needs root (sandboxes use namespaces, mounts and cgroups).
 
+            SIGTERM or SIGINT stops the server: it stops accepting, lets running jobs finish within \
+            shutdown-grace-period, requeues the rest and exits 0. SIGHUP reopens the log file and \
+            reloads the settings marked "Reloaded on SIGHUP" from the config file.
+
             SETTINGS
             \(ServerSettings.helpText)
             """
@@ -28,8 +32,14 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         let settings = resolved.settings
-        var logger = Logger(label: "sandbox-server")
-        logger.logLevel = .info
+        let logOutput: LogOutput
+        do {
+            logOutput = try LogOutput(LogOutput.Options(settings))
+        } catch {
+            throw ValidationError(error.description)
+        }
+        LoggingSystem.bootstrap { label in ServerLogHandler(label: label, output: logOutput) }
+        let logger = Logger(label: "sandbox-server")
         if settings.apiKeys.isEmpty && !Self.isLoopback(settings.host) {
             let warning = """
                 WARNING: listening on \(settings.host) WITHOUT AUTHENTICATION. Anyone who can reach this port \
@@ -40,12 +50,13 @@ struct ServeCommand: ParsableCommand {
         }
         if settings.webhookSecret == nil { logger.notice("webhook-secret not set: webhooks are sent unsigned") }
 
-        // Block the stop signals before any thread starts, so only sigwait below receives them.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        // Block the signals before any thread starts, so only sigwait below receives them.
+        var handledSignals = sigset_t()
+        sigemptyset(&handledSignals)
+        sigaddset(&handledSignals, SIGINT)
+        sigaddset(&handledSignals, SIGTERM)
+        sigaddset(&handledSignals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
 
         let registry: LanguageRegistry
         do { registry = try LanguageRegistry.embedded() } catch { throw ValidationError("the language registry is invalid: \(error)") }
@@ -60,10 +71,62 @@ struct ServeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("sandbox-server: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        var received: Int32 = 0
-        sigwait(&stopSignals, &received)
-        logger.info("stopping", metadata: ["signal": "\(received)"])
+        // What each setting was given as, to tell which ones a reload changes.
+        var given = (try? ServerSettings.givenValues(arguments: settingArguments, environment: ProcessInfo.processInfo.environment)) ?? [:]
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&handledSignals, &received) == 0 else { continue }
+            if received == SIGHUP {
+                given = reload(given, logOutput: logOutput, service: service, logger: logger)
+                continue
+            }
+            logger.notice("signal received: stopping", metadata: ["event": "server.signal", "signal": "\(Self.signalName(received))"])
+            break
+        }
         service.stop()
+    }
+
+    /// SIGHUP: resolves the settings again (the config file may have changed), reopens the log
+    /// file, and applies the reloadable settings. Invalid settings leave everything as it was,
+    /// except that the log file is still reopened (logrotate renamed it before sending SIGHUP).
+    /// Returns the given values now in force.
+    private func reload(_ current: [String: String], logOutput: LogOutput, service: SandboxService,
+                        logger: Logger) -> [String: String] {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let given = try ServerSettings.givenValues(arguments: settingArguments, environment: environment)
+            let settings = try ServerSettings.resolve(arguments: settingArguments, environment: environment).settings
+            try logOutput.apply(LogOutput.Options(settings))
+            service.applyReloaded(settings)
+            let changed = ServerSettings.definitions.map(\.name).filter { given[$0] != current[$0] }
+            let needRestart = changed.filter { !ServerSettings.reloadableNames.contains($0) }
+            logger.notice("configuration reloaded", metadata: [
+                "event": "config.reloaded", "changed": .array(changed.filter { !needRestart.contains($0) }.map { .string($0) })])
+            if !needRestart.isEmpty {
+                logger.warning("changed settings that only take effect on restart were not applied", metadata: [
+                    "event": "config.reloaded", "settings": .array(needRestart.map { .string($0) })])
+            }
+            // Settings that need a restart keep the value in force, so the next reload names them again.
+            var inForce = given
+            for name in needRestart { inForce[name] = current[name] }
+            return inForce
+        } catch {
+            do { try logOutput.reopen() } catch {
+                FileHandle.standardError.write(Data("sandbox-server: \(error)\n".utf8))
+            }
+            logger.error("configuration reload failed; the previous settings stay in force", metadata: [
+                "event": "config.reload_failed", "error": "\(error)"])
+            return current
+        }
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGTERM: "SIGTERM"
+        case SIGINT: "SIGINT"
+        case SIGHUP: "SIGHUP"
+        default: String(signal)
+        }
     }
 
     static func isLoopback(_ host: String) -> Bool {

@@ -135,7 +135,7 @@ struct Judge0Routes: Sendable {
         let jobRequest = try mapSubmission(body, base64Encoded: base64)
         let view: JobView
         do {
-            let submitted = try service.submit(jobRequest)
+            let submitted = try service.submit(jobRequest, requestID: request.requestID)
             view = wait ? try service.wait(id: submitted.view.id, timeout: .seconds(configuration.maxWaitSeconds)) : submitted.view
         } catch {
             throw Self.failure(error)
@@ -171,7 +171,7 @@ struct Judge0Routes: Sendable {
                 throw Judge0Failure(status: .badRequest, body: Self.errorBody(
                     "submission cannot be deleted because its status is \(status.rawValue) (\(status.description))"))
             }
-            let deleted = try service.cancel(id: token)
+            let deleted = try service.cancel(id: token, requestID: request.requestID)
             // Judge0 always answers a delete in base64.
             return Self.json(try render(deleted, fields: fields, base64Encoded: true))
         } catch let failure as Judge0Failure {
@@ -269,7 +269,7 @@ struct Judge0Routes: Sendable {
                 (try? JSONDecoder().decode(JSONValue.self, from: APIJSON.encode(entry.request))) ?? .null
             })])
             let submitted: [JobBatchItem]
-            do { submitted = try service.submitBatch(body: Array(APIJSON.encode(nativeBatch))) } catch { throw Self.failure(error) }
+            do { submitted = try service.submitBatch(body: Array(APIJSON.encode(nativeBatch)), requestID: request.requestID) } catch { throw Self.failure(error) }
             for (entry, item) in zip(accepted, submitted) {
                 if let job = item.job {
                     results[entry.index] = .object([("token", .string(job.id))])

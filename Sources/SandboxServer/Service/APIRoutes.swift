@@ -1,6 +1,7 @@
 import Foundation
 import HTTPCore
 import JobStore
+import Synchronization
 
 /// The native API (`/v1/...`, see openapi.yaml) as an HTTPCore router over a ``JobService``.
 ///
@@ -46,7 +47,7 @@ struct APIRoutes: Sendable {
     private func createJob(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
         try requireJSON(request)
         let wait = try waitDuration(request)
-        let submitted = try service.submit(body: request.body, idempotencyKey: request.headers["Idempotency-Key"])
+        let submitted = try service.submit(body: request.body, idempotencyKey: request.headers["Idempotency-Key"], requestID: request.requestID)
         var view = submitted.view
         var status: HTTPStatus = submitted.created ? .created : .ok
         var json: [UInt8]?
@@ -63,7 +64,7 @@ struct APIRoutes: Sendable {
 
     private func createBatch(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
         try requireJSON(request)
-        return Self.json(JobBatchResponse(jobs: try service.submitBatch(body: request.body)), status: .created)
+        return Self.json(JobBatchResponse(jobs: try service.submitBatch(body: request.body, requestID: request.requestID)), status: .created)
     }
 
     private func getJob(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
@@ -73,7 +74,7 @@ struct APIRoutes: Sendable {
     }
 
     private func deleteJob(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
-        Self.json(try service.cancel(id: request.parameter("id") ?? ""))
+        Self.json(try service.cancel(id: request.parameter("id") ?? "", requestID: request.requestID))
     }
 
     private func listJobs(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
@@ -251,12 +252,18 @@ struct TestEventView: Codable, Sendable, Equatable {
 /// Checks API keys: `Authorization: Bearer KEY` or `X-Auth-Token: KEY`. With no keys
 /// configured everything is allowed (the server then listens on loopback, or warns loudly).
 struct Authenticator: Sendable {
-    let keys: [APIKey]
+    /// Shared by every front end, so SIGHUP can replace the keys of a running server.
+    let keyring: APIKeyring
 
+    init(keys: [APIKey]) { keyring = APIKeyring(keys) }
+    init(keyring: APIKeyring) { self.keyring = keyring }
+
+    var keys: [APIKey] { keyring.keys }
     var isEnabled: Bool { !keys.isEmpty }
 
     func authorize(_ request: HTTPRequest, needs role: APIKey.Role) throws(APIError) {
-        guard isEnabled else { return }
+        let keys = keys
+        guard !keys.isEmpty else { return }
         guard let token = Self.token(in: request) else {
             throw APIError(.unauthorized, "this server needs an API key: send Authorization: Bearer KEY or X-Auth-Token: KEY")
         }
@@ -274,5 +281,17 @@ struct Authenticator: Sendable {
             if parts.count == 2, parts[0].lowercased() == "bearer" { return parts[1].trimmingCharacters(in: .whitespaces) }
         }
         return request.headers["X-Auth-Token"]
+    }
+}
+
+/// The API keys in force; replaced as a whole when the configuration is reloaded.
+final class APIKeyring: Sendable {
+    private let current: Mutex<[APIKey]>
+
+    init(_ keys: [APIKey]) { current = Mutex(keys) }
+
+    var keys: [APIKey] {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
     }
 }

@@ -19,6 +19,8 @@ final class JobRunnerPool: Sendable {
     let lease: Duration
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Set once the runners are done: leases are renewed through the shutdown grace period.
+    private let keeperStopping = Atomic<Bool>(false)
     private let liveThreads = Atomic<Int>(0)
     /// Unique per process, so a restarted server never mistakes an old lease for its own.
     private let workerPrefix: String
@@ -50,16 +52,21 @@ final class JobRunnerPool: Sendable {
     }
 
     /// Stops claiming jobs and waits up to `gracePeriod` for running jobs to finish; jobs still
-    /// running then are stopped and left to be requeued when their lease expires.
+    /// running then are stopped and put back in the queue at once (``JobStore/release(id:worker:)``),
+    /// so the next start runs them without waiting for their lease. A runner that does not stop
+    /// within 5 more seconds leaves its job to the lease expiry.
     func stop(gracePeriod: Duration = .seconds(10)) {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         service.workAvailable.signal(count: workers)
         let deadline = ContinuousClock.now + gracePeriod
-        while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline { usleep(10_000) }
+        // The keeper is one of the live threads until told to stop below.
+        while liveThreads.load(ordering: .acquiring) > 1, ContinuousClock.now < deadline { usleep(10_000) }
         for (_, job) in service.running.all { job.token.cancel() }
         let hardDeadline = ContinuousClock.now + .seconds(5)
-        while liveThreads.load(ordering: .acquiring) > 0 || pendingCompletions.load(ordering: .acquiring) > 0,
+        while liveThreads.load(ordering: .acquiring) > 1 || pendingCompletions.load(ordering: .acquiring) > 0,
               ContinuousClock.now < hardDeadline { usleep(10_000) }
+        keeperStopping.store(true, ordering: .releasing)
+        while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < hardDeadline + .seconds(1) { usleep(10_000) }
         completions.stop()
     }
 
@@ -99,6 +106,7 @@ final class JobRunnerPool: Sendable {
         let id = record.id.rawValue
         let token = RunCancellation()
         service.running.register(id, worker: worker, token: token)
+        service.jobLog.started(record, worker: worker)
         // The request is decoded once per job: it is the costly part of rendering its views.
         let request = StoredJob.request(of: record)
         service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
@@ -122,10 +130,19 @@ final class JobRunnerPool: Sendable {
         let outcome = sandbox.withSlot { slot in executor.execute(in: slot) }
         switch outcome {
         case .cancelled:
-            // Cancelled by a client (the store already says so) or stopped by shutdown (the
-            // lease runs out and the job is requeued on the next start).
+            // Cancelled by a client (the store already says so) or stopped by shutdown: then the
+            // job goes back to the queue now rather than when its lease runs out.
             service.running.remove(id)
-            logger.info("job stopped", metadata: ["job": "\(id)", "shutdown": "\(stopping.load(ordering: .relaxed))"])
+            if stopping.load(ordering: .acquiring) {
+                do {
+                    if try service.store.release(id: record.id, worker: worker) {
+                        service.jobLog.requeued([record.id], reason: "shutdown")
+                    }
+                } catch {
+                    logger.warning("requeueing a job at shutdown failed; it is requeued when its lease expires",
+                                   metadata: ["job": "\(id)", "error": "\(error)"])
+                }
+            }
         case .graded(let grade, let compile):
             finish(record, request: request, worker: worker, result: StoredJob.result(grade: grade, compile: compile))
         }
@@ -170,6 +187,7 @@ final class JobRunnerPool: Sendable {
         }
         // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
         if let stored = try? service.store.job(id: record.id) {
+            if stored.state == .finished, stored.worker == worker { service.jobLog.finished(stored) }
             service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
         }
         // The job is over for this runner whatever the store said: drop its kept test events.
@@ -180,7 +198,7 @@ final class JobRunnerPool: Sendable {
 
     private func keeperLoop() {
         let interval = max(Duration.milliseconds(200), lease / 3)
-        while !stopping.load(ordering: .acquiring) {
+        while !keeperStopping.load(ordering: .acquiring) {
             for (id, job) in service.running.all {
                 do {
                     _ = try service.store.renewLease(id: JobID(id), worker: job.worker, leaseMilliseconds: leaseMilliseconds)
@@ -194,10 +212,11 @@ final class JobRunnerPool: Sendable {
             do {
                 let report = try service.store.requeueExpiredLeases()
                 if !report.requeued.isEmpty {
-                    logger.warning("requeued jobs whose runner died", metadata: ["jobs": "\(report.requeued.map(\.rawValue))"])
+                    service.jobLog.requeued(report.requeued, reason: "lease expired")
                     service.invalidateQueueDepth()
                     service.workAvailable.signal(count: report.requeued.count)
                 }
+                service.jobLog.abandoned(report.abandoned)
                 for id in report.abandoned {
                     if let view = try? service.job(id: id.rawValue) { service.events.publish(id.rawValue, .state(view)) }
                 }
@@ -210,7 +229,7 @@ final class JobRunnerPool: Sendable {
 
     private func sleepInterruptibly(_ duration: Duration) {
         let end = ContinuousClock.now + duration
-        while ContinuousClock.now < end, !stopping.load(ordering: .relaxed) { usleep(50_000) }
+        while ContinuousClock.now < end, !keeperStopping.load(ordering: .relaxed) { usleep(50_000) }
     }
 }
 

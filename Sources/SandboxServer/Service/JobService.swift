@@ -38,10 +38,14 @@ final class JobService: Sendable {
     /// finished job — the most frequent request of a polling client — costs no store read and no
     /// JSON work.
     let finishedJobs = FinishedJobCache(capacity: 4_096)
+    /// Job lifecycle lines in the log (the runners write the later events to it too).
+    let jobLog: JobEventLog
 
     init(store: any JobStore, validator: JobRequestValidator, events: JobEventHub = JobEventHub(),
          running: RunningJobs = RunningJobs(), webhookPolicy: WebhookPolicy = WebhookPolicy(allow: []),
-         configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64)) {
+         configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64),
+         jobLog: JobEventLog = .disabled) {
+        self.jobLog = jobLog
         self.store = store
         self.validator = validator
         self.events = events
@@ -62,13 +66,14 @@ final class JobService: Sendable {
     }
 
     /// Decodes, validates and queues one job from a request body (strict JSON).
-    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
-        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey)
+    /// `requestID` is the submitting HTTP request's, for the job's log lines.
+    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil, requestID: String? = nil) throws(APIError) -> Submitted {
+        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey, requestID: requestID)
     }
 
     /// Validates and queues one job. With `idempotencyKey`, a repeat of the same request returns
     /// the first job (`created == false`) and a different request with the key is a 409.
-    func submit(_ request: JobRequest, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
+    func submit(_ request: JobRequest, idempotencyKey: String? = nil, requestID: String? = nil) throws(APIError) -> Submitted {
         if let idempotencyKey {
             guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
                 throw APIError(.invalidValue, "Idempotency-Key must be 1 to 255 characters", field: "Idempotency-Key")
@@ -83,6 +88,7 @@ final class JobService: Sendable {
         try checkCapacity(adding: 1)
         let submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
         if submission.created {
+            jobLog.submitted(submission.id, language: job.language, requestID: requestID, request: job.request)
             noteQueued(1)
             workAvailable.signal()
         }
@@ -93,7 +99,7 @@ final class JobService: Sendable {
 
     /// Validates each job of a batch on its own and queues the valid ones in one transaction;
     /// the items say, in order, which job each became or why it was refused.
-    func submitBatch(body: some Collection<UInt8>) throws(APIError) -> [JobBatchItem] {
+    func submitBatch(body: some Collection<UInt8>, requestID: String? = nil) throws(APIError) -> [JobBatchItem] {
         let batch = try APIJSON.decodeRequest(JobBatchRequest.self, from: Data(body))
         try batch.validateSize()
         var items = [JobBatchItem](repeating: JobBatchItem(job: nil, error: nil), count: batch.jobs.count)
@@ -109,6 +115,9 @@ final class JobService: Sendable {
         guard !accepted.isEmpty else { return items }
         try checkCapacity(adding: accepted.count)
         let submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
+        for (entry, submission) in zip(accepted, submissions) where submission.created {
+            jobLog.submitted(submission.id, language: entry.job.language, requestID: requestID, request: entry.job.request)
+        }
         noteQueued(accepted.count)
         workAvailable.signal(count: accepted.count)
         for (entry, submission) in zip(accepted, submissions) {
@@ -226,7 +235,7 @@ final class JobService: Sendable {
 
     /// Cancels a queued or running job (killing its sandbox) or deletes a finished or cancelled
     /// one; returns the job as it was last.
-    func cancel(id: String) throws(APIError) -> JobView {
+    func cancel(id: String, requestID: String? = nil) throws(APIError) -> JobView {
         guard let record = try record(id: id) else { throw Self.notFound(id) }
         switch record.state {
         case .queued, .running:
@@ -240,7 +249,10 @@ final class JobService: Sendable {
             running.cancel(id)
             guard let after = try self.record(id: id) else { throw Self.notFound(id) }
             let view = rendered(StoredJob.view(of: after)).view
-            if state == .cancelled { events.publish(id, .state(view)) }
+            if state == .cancelled {
+                jobLog.cancelled(id, requestID: requestID, wasRunning: record.state == .running)
+                events.publish(id, .state(view))
+            }
             if record.state == .queued { invalidateQueueDepth() }
             return view
         case .finished, .cancelled:
@@ -363,6 +375,9 @@ final class FinishedJobCache: Sendable {
     let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
+
+    /// Forgets every entry (the retention sweep deleted jobs, and a purged job must read as 404).
+    func removeAll() { state.withLock { $0 = State() } }
 
     subscript(id: String) -> RenderedJob? {
         get { state.withLock { $0.entries[id] } }

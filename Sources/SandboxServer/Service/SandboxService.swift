@@ -19,8 +19,14 @@ final class SandboxService: Sendable {
     /// The Judge0-compatible API, served at the root next to `/v1`.
     let judge0: Judge0Routes
     let server: HTTPServer
+    /// Deletes old finished jobs and cached files and vacuums the database.
+    let retention: RetentionSweeper
+    /// The API keys every front end checks; replaced by a configuration reload.
+    let keyring: APIKeyring
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
+    /// The shutdown grace period in seconds (reloadable).
+    private let gracePeriodSeconds: Atomic<Int>
 
     /// The port the HTTP server listens on (the real one when 0 was asked for).
     var port: Int { server.localAddress.port }
@@ -39,6 +45,8 @@ final class SandboxService: Sendable {
          webhookPollInterval: Duration = .milliseconds(250)) throws {
         self.settings = settings
         self.logger = logger
+        gracePeriodSeconds = Atomic(settings.shutdownGracePeriodSeconds)
+        keyring = APIKeyring(settings.apiKeys)
         do {
             try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         } catch {
@@ -83,7 +91,11 @@ final class SandboxService: Sendable {
         service = JobService(
             store: store, validator: validator, webhookPolicy: policy,
             configuration: JobService.Configuration(maxQueuedJobs: settings.maxQueuedJobs, maxWait: .seconds(settings.maxWaitSeconds)),
-            workAvailable: WorkSignal(capacity: settings.workers))
+            workAvailable: WorkSignal(capacity: settings.workers),
+            jobLog: JobEventLog(logger: logger, includesContent: settings.logJobContent))
+        // Jobs a dead process left running, requeued (or abandoned) when the store opened.
+        service.jobLog.requeued(store.startupRequeue.requeued, reason: "lease expired")
+        service.jobLog.abandoned(store.startupRequeue.abandoned)
         runners = JobRunnerPool(service: service, sandbox: sandbox, workers: settings.workers,
                                 lease: .seconds(settings.leaseSeconds), logger: logger)
         webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
@@ -93,11 +105,11 @@ final class SandboxService: Sendable {
         if settings.webhookSecret != nil { features.append("webhook_signatures") }
         if settings.allowNetwork { features.append("network") }
         routes = APIRoutes(
-            service: service, authenticator: Authenticator(keys: settings.apiKeys),
+            service: service, authenticator: Authenticator(keyring: keyring),
             serverInfo: APIRoutes.ServerInfo(version: APIRoutes.version, languages: languages, limits: limits, features: features,
                                              sandboxProblem: { sandboxProblem }))
         judge0 = Judge0Routes(
-            service: service, authenticator: Authenticator(keys: settings.apiKeys),
+            service: service, authenticator: Authenticator(keyring: keyring),
             configuration: Judge0Configuration(settings: settings), languages: languages, workers: settings.workers)
         var router = routes.makeRouter()
         router.mount("/", judge0.makeRouter())
@@ -107,6 +119,9 @@ final class SandboxService: Sendable {
         // A job's files, stdins and expected outputs are capped well below this (ServerLimits);
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
+        httpConfiguration.completedRequestReporter = Self.accessLog(logger)
+        retention = RetentionSweeper(store: store, policy: RetentionSweeper.Policy(settings), finishedJobs: service.finishedJobs,
+                                     logger: logger)
         do {
             JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce).mount(on: &router)
             server = try HTTPServer(configuration: httpConfiguration, router: router)
@@ -116,20 +131,56 @@ final class SandboxService: Sendable {
         }
         runners.start()
         webhooks.start()
+        retention.start()
         try server.start()
         logger.info("serving", metadata: [
             "address": "\(server.localAddress)", "workers": "\(settings.workers)", "data-dir": "\(settings.dataDirectory)",
             "languages": "\(available.map(\.language.id).joined(separator: ","))", "cgroup": "v\(sandbox.cgroupVersion)"])
     }
 
-    /// Stops accepting requests, lets running jobs finish for a while, then removes every
+    /// Stops accepting requests (the listening socket is closed at once), lets running jobs
+    /// finish for `gracePeriod` (default: the `shutdown-grace-period` setting), requeues those
+    /// still running, stops the webhook sender and the retention sweep, then removes every
     /// sandbox cgroup and mount. Queued jobs stay queued for the next start.
-    func stop(gracePeriod: Duration = .seconds(10)) {
+    func stop(gracePeriod: Duration? = nil) {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let grace = gracePeriod ?? .seconds(gracePeriodSeconds.load(ordering: .relaxed))
+        logger.info("stopping", metadata: ["event": "server.stopping", "grace_period_s": "\(grace.components.seconds)",
+                                           "running_jobs": "\(service.running.all.count)"])
         server.shutdown(gracePeriod: .seconds(2))
-        runners.stop(gracePeriod: gracePeriod)
+        runners.stop(gracePeriod: grace)
         webhooks.stop()
+        retention.stop()
         sandbox.close()
+        logger.info("stopped", metadata: ["event": "server.stopped"])
+    }
+
+    /// Applies the settings that may change while running (``ServerSettings/reloadableNames``),
+    /// except the log output's, which belongs to whoever created the logger.
+    func applyReloaded(_ new: ServerSettings) {
+        keyring.keys = new.apiKeys
+        service.jobLog.includesContent = new.logJobContent
+        retention.policy = RetentionSweeper.Policy(new)
+        gracePeriodSeconds.store(new.shutdownGracePeriodSeconds, ordering: .relaxed)
+    }
+
+    /// One line per answered request: request id, method, target, status, duration, peer.
+    static func accessLog(_ logger: Logger) -> HTTPCompletedRequestReporter {
+        { request in
+            // Skip building the line when it would be dropped (bench runs log errors only).
+            guard logger.logLevel <= .info else { return }
+            var metadata: Logger.Metadata = [
+                "event": "http.request", "request_id": "\(request.requestID)", "method": "\(request.method.rawValue)",
+                "target": "\(request.target)", "status": "\(request.statusCode)",
+            ]
+            if let nanoseconds = request.durationNanoseconds {
+                metadata["duration_ms"] = "\(String(format: "%.3f", Double(nanoseconds) / 1_000_000))"
+            }
+            if let bytes = request.responseBodyBytes { metadata["bytes"] = "\(bytes)" }
+            if let peer = request.peerAddress { metadata["peer"] = "\(peer.host)" }
+            if !request.completed { metadata["aborted"] = "true" }
+            logger.info("request", metadata: metadata)
+        }
     }
 
     /// Runs `LanguageRegistry.detect()` from synchronous code (not on the cooperative pool).

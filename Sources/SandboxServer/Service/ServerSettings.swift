@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// An API key and what it may do.
 struct APIKey: Sendable, Equatable {
@@ -52,6 +53,26 @@ struct ServerSettings: Sendable, Equatable {
     var cgroupDelegated = false
     /// Each job also in a user namespace.
     var userNamespace = false
+    /// Log lines as text or JSON, from which level, to which file (nil: standard error).
+    var logFormat: LogFormat = .text
+    var logLevel: Logger.Level = .info
+    var logFile: String?
+    /// Debug: job sources, stdin and outputs in the job log lines.
+    var logJobContent = false
+    /// How long a stop (SIGTERM, SIGINT) lets running jobs finish before requeueing them.
+    var shutdownGracePeriodSeconds = 30
+    /// Finished and cancelled jobs are deleted this long after finishing; 0 keeps them forever.
+    var jobRetentionSeconds = 7 * 86_400
+    /// Cached files (Judge0 additional files, Jobe uploads) are deleted this long after their
+    /// last use; 0 keeps them (the cache's size cap still evicts).
+    var fileRetentionSeconds = 86_400
+
+    /// Settings SIGHUP applies to a running server; a change to any other is logged and ignored
+    /// until the next start.
+    static let reloadableNames: Set<String> = [
+        "log-format", "log-level", "log-file", "log-job-content", "api-keys", "job-retention", "file-retention",
+        "shutdown-grace-period",
+    ]
 
     /// Where a value came from, for the start-up log.
     enum Source: String, Sendable { case flag, environment, file, `default` }
@@ -163,6 +184,38 @@ struct ServerSettings: Sendable, Equatable {
                    help: "Also put every job in a user namespace: root inside is the slot's unprivileged uid outside.") {
             $0.userNamespace = try boolean($1, "user-namespace")
         },
+        Definition(name: "log-format", valueName: "text|json", defaultDescription: "text",
+                   help: "Log lines as human-readable text or as JSON objects, one per line. Reloaded on SIGHUP.") {
+            guard let format = LogFormat(rawValue: $1.lowercased()) else { throw SettingError(description: "log-format must be text or json, not \"\($1)\"") }
+            $0.logFormat = format
+        },
+        Definition(name: "log-level", valueName: "LEVEL", defaultDescription: "info",
+                   help: "Least severe level logged: trace, debug, info, notice, warning, error or critical. Reloaded on SIGHUP.") {
+            guard let level = Logger.Level(rawValue: $1.lowercased()) else {
+                throw SettingError(description: "log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \"\($1)\"")
+            }
+            $0.logLevel = level
+        },
+        Definition(name: "log-file", valueName: "PATH", defaultDescription: "standard error",
+                   help: "Append log lines to this file instead of standard error. SIGHUP reopens it (rename it, then send SIGHUP: logrotate's way).") {
+            $0.logFile = try nonEmpty($1, "log-file")
+        },
+        Definition(name: "log-job-content", valueName: nil, defaultDescription: "false",
+                   help: "Debugging only: put job sources, stdin and outputs in the job log lines. Off, they never appear in logs. Reloaded on SIGHUP.") {
+            $0.logJobContent = try boolean($1, "log-job-content")
+        },
+        Definition(name: "shutdown-grace-period", valueName: "DURATION", defaultDescription: "30s",
+                   help: "On SIGTERM or SIGINT, how long running jobs may take to finish; the rest are requeued for the next start. Reloaded on SIGHUP.") {
+            $0.shutdownGracePeriodSeconds = try duration($1, "shutdown-grace-period", in: 0...3_600)
+        },
+        Definition(name: "job-retention", valueName: "DURATION", defaultDescription: "7d",
+                   help: "Finished and cancelled jobs (results, webhooks) are deleted this long after they finished; 0 keeps them forever. Queued and running jobs are never deleted. Reloaded on SIGHUP.") {
+            $0.jobRetentionSeconds = try duration($1, "job-retention", in: 0...(10 * 365 * 86_400))
+        },
+        Definition(name: "file-retention", valueName: "DURATION", defaultDescription: "1d",
+                   help: "Cached files (Judge0 additional files, Jobe uploads) are deleted this long after their last use; 0 keeps them until the cache's size cap evicts them. Reloaded on SIGHUP.") {
+            $0.fileRetentionSeconds = try duration($1, "file-retention", in: 0...(10 * 365 * 86_400))
+        },
     ]
 
     static func definition(named name: String) -> Definition? { definitions.first { $0.name == name } }
@@ -176,6 +229,34 @@ struct ServerSettings: Sendable, Equatable {
         arguments: [String], environment: [String: String],
         readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
     ) throws(SettingError) -> (settings: ServerSettings, sources: [String: Source]) {
+        let layers = try layers(arguments: arguments, environment: environment, readFile: readFile)
+        return try resolve(layers)
+    }
+
+    /// The text each setting was given, by name, from the highest-precedence layer that has it
+    /// (settings left at their default are absent). Two resolutions differ in a setting exactly
+    /// when its entry differs, which is how a reload finds what changed.
+    static func givenValues(
+        arguments: [String], environment: [String: String],
+        readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+    ) throws(SettingError) -> [String: String] {
+        let layers = try layers(arguments: arguments, environment: environment, readFile: readFile)
+        var values: [String: String] = [:]
+        for definition in definitions {
+            values[definition.name] = layers.flags[definition.name] ?? layers.environment[definition.name] ?? layers.file[definition.name]
+        }
+        return values
+    }
+
+    private struct Layers {
+        var flags: [String: String]
+        var environment: [String: String]
+        var file: [String: String]
+    }
+
+    private static func layers(
+        arguments: [String], environment: [String: String], readFile: (String) throws -> Data
+    ) throws(SettingError) -> Layers {
         let flags = try parseFlags(arguments)
         var fromEnvironment: [String: String] = [:]
         for definition in definitions {
@@ -189,6 +270,11 @@ struct ServerSettings: Sendable, Equatable {
             }
             fromFile = try parseConfigFile(data, path: path)
         }
+        return Layers(flags: flags, environment: fromEnvironment, file: fromFile)
+    }
+
+    private static func resolve(_ layers: Layers) throws(SettingError) -> (settings: ServerSettings, sources: [String: Source]) {
+        let (flags, fromEnvironment, fromFile) = (layers.flags, layers.environment, layers.file)
         var settings = ServerSettings()
         var sources: [String: Source] = [:]
         for definition in definitions {
@@ -309,6 +395,26 @@ struct ServerSettings: Sendable, Equatable {
             throw SettingError(description: "\(name) must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
         }
         return value
+    }
+
+    /// Seconds from `90`, `90s`, `15m`, `12h` or `7d` (`0` is zero whatever the unit).
+    static func duration(_ text: String, _ name: String, in range: ClosedRange<Int>) throws(SettingError) -> Int {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(suffix: String, seconds: Int)] = [("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400)]
+        var number = Substring(trimmed)
+        var multiplier = 1
+        if let unit = units.first(where: { trimmed.hasSuffix($0.suffix) }) {
+            number = number.dropLast(unit.suffix.count)
+            multiplier = unit.seconds
+        }
+        guard let value = Int(number), value >= 0, value <= Int.max / 86_400 else {
+            throw SettingError(description: "\(name) must be a duration such as 30s, 15m, 12h or 7d (or 0), not \"\(text)\"")
+        }
+        let seconds = value * multiplier
+        guard range.contains(seconds) else {
+            throw SettingError(description: "\(name) must be between \(range.lowerBound) and \(range.upperBound) seconds, not \(seconds)")
+        }
+        return seconds
     }
 
     private static func boolean(_ text: String, _ name: String) throws(SettingError) -> Bool {

@@ -45,12 +45,15 @@ final class TestService {
         return settings
     }
 
-    init(_ settings: ServerSettings = TestService.settings(), languages: (LanguageRegistry, [LanguageAvailability])) throws {
+    /// `logger`: where the service logs (default: warnings and worse, to standard error).
+    init(_ settings: ServerSettings = TestService.settings(), languages: (LanguageRegistry, [LanguageAvailability]),
+         logger: Logger? = nil) throws {
         self.settings = settings
         name = URL(fileURLWithPath: settings.workRoot).lastPathComponent
         dataDirectory = settings.dataDirectory
-        var logger = Logger(label: "test-service")
-        logger.logLevel = .warning
+        var quiet = Logger(label: "test-service")
+        quiet.logLevel = .warning
+        let logger = logger ?? quiet
         service = try SandboxService(settings: settings, registry: languages.0, languages: languages.1, logger: logger,
                                      webhookPollInterval: .milliseconds(50))
     }
@@ -62,12 +65,13 @@ final class TestService {
     }
 
     /// A service started off the cooperative pool (sandbox set-up blocks for a moment).
-    static func start(workers: Int = 2, configure: (inout ServerSettings) -> Void = { _ in }) async throws -> TestService {
+    static func start(workers: Int = 2, logger: Logger? = nil,
+                      configure: (inout ServerSettings) -> Void = { _ in }) async throws -> TestService {
         var settings = TestService.settings(workers: workers)
         configure(&settings)
         let languages = try await languagesOfThisMachine()
         let configured = settings
-        let box = try await onOwnThread { UncheckedBox(try TestService(configured, languages: languages)) }
+        let box = try await onOwnThread { UncheckedBox(try TestService(configured, languages: languages, logger: logger)) }
         return box.value
     }
 
