@@ -22,6 +22,8 @@ struct JobExecutor {
     let cancellation: RunCancellation
     /// Called after each test with its index and grade (for progress events).
     var testFinished: (Int, TestGrade) -> Void = { _, _ in }
+    /// Called after each sandboxed run, the compile included, with its raw result (for metrics).
+    var runFinished: (RunResult) -> Void = { _ in }
 
     func execute(in slot: SandboxSlot) -> Outcome {
         let grader = job.grader
@@ -34,6 +36,7 @@ struct JobExecutor {
                 workingDirectory: LanguageRegistry.boxDirectory, files: files, box: .fresh, stdin: .empty,
                 limits: Self.resourceLimits(limits, killOnOutputLimit: false), network: false)
             let result = slot.run(spec, cancellation: cancellation)
+            runFinished(result)
             guard let outcome = RunOutcome(result) else { return .cancelled }
             compileOutcome = outcome
             let compiled = grader.judgeCompile(outcome)
@@ -57,6 +60,7 @@ struct JobExecutor {
                 stdin: test.stdin.isEmpty ? .empty : .bytes(test.stdin),
                 limits: Self.resourceLimits(job.runLimits, killOnOutputLimit: true), network: job.runLimits.network)
             let result = slot.run(spec, cancellation: cancellation)
+            runFinished(result)
             guard let outcome = RunOutcome(result) else { return .cancelled }
             let grade = grader.grade(testAt: index, outcome: outcome)
             grades.append(grade)

@@ -99,6 +99,7 @@ final class JobRunnerPool: Sendable {
         let id = record.id.rawValue
         let token = RunCancellation()
         service.running.register(id, worker: worker, token: token)
+        service.metrics.jobClaimed(createdAt: record.createdAt, startedAt: record.startedAt)
         // The request is decoded once per job: it is the costly part of rendering its views.
         let request = StoredJob.request(of: record)
         service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
@@ -119,7 +120,9 @@ final class JobRunnerPool: Sendable {
         var executor = JobExecutor(job: job, cancellation: token)
         let events = service.events
         executor.testFinished = { index, grade in events.publish(id, .test(index: index, TestResultView(grade: grade))) }
-        let outcome = sandbox.withSlot { slot in executor.execute(in: slot) }
+        let metrics = service.metrics
+        executor.runFinished = { metrics.sandboxRun($0) }
+        let outcome = sandbox.withSlot { slot in metrics.holdingSlot(.jobs) { executor.execute(in: slot) } }
         switch outcome {
         case .cancelled:
             // Cancelled by a client (the store already says so) or stopped by shutdown (the
@@ -161,15 +164,23 @@ final class JobRunnerPool: Sendable {
             finished.finishedAt = .now
             webhook = WebhookRequest(url: url, payload: Judge0Callback.payload(for: StoredJob.view(of: finished, request: request)))
         }
+        var completed = false
         do {
             try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)
+            completed = true
         } catch where error.code == .leaseLost {
             logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
         } catch {
             logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
         }
+        let stored = try? service.store.job(id: record.id)
+        // Counted before waiters are told, so a client that saw the result also sees it counted.
+        if completed {
+            service.metrics.jobFinished(language: record.language, verdict: result.verdict,
+                                        createdAt: record.createdAt, finishedAt: stored?.finishedAt)
+        }
         // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
-        if let stored = try? service.store.job(id: record.id) {
+        if let stored {
             service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
         }
         // The job is over for this runner whatever the store said: drop its kept test events.
@@ -200,6 +211,10 @@ final class JobRunnerPool: Sendable {
                 }
                 for id in report.abandoned {
                     if let view = try? service.job(id: id.rawValue) { service.events.publish(id.rawValue, .state(view)) }
+                    if let record = try? service.store.job(id: id), let result = record.result {
+                        service.metrics.jobFinished(language: record.language, verdict: result.verdict,
+                                                    createdAt: record.createdAt, finishedAt: record.finishedAt)
+                    }
                 }
             } catch {
                 logger.warning("requeueing expired leases failed", metadata: ["error": "\(error)"])

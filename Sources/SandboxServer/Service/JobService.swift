@@ -38,10 +38,14 @@ final class JobService: Sendable {
     /// finished job — the most frequent request of a polling client — costs no store read and no
     /// JSON work.
     let finishedJobs = FinishedJobCache(capacity: 4_096)
+    /// Counts submissions, results and cancellations (`GET /metrics`).
+    let metrics: ServerMetrics
 
     init(store: any JobStore, validator: JobRequestValidator, events: JobEventHub = JobEventHub(),
          running: RunningJobs = RunningJobs(), webhookPolicy: WebhookPolicy = WebhookPolicy(allow: []),
-         configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64)) {
+         configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64),
+         metrics: ServerMetrics = ServerMetrics()) {
+        self.metrics = metrics
         self.store = store
         self.validator = validator
         self.events = events
@@ -62,13 +66,14 @@ final class JobService: Sendable {
     }
 
     /// Decodes, validates and queues one job from a request body (strict JSON).
-    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
-        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey)
+    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil, api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
+        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey, api: api)
     }
 
     /// Validates and queues one job. With `idempotencyKey`, a repeat of the same request returns
-    /// the first job (`created == false`) and a different request with the key is a 409.
-    func submit(_ request: JobRequest, idempotencyKey: String? = nil) throws(APIError) -> Submitted {
+    /// the first job (`created == false`) and a different request with the key is a 409. `api`
+    /// is the front end it came through (a metrics label).
+    func submit(_ request: JobRequest, idempotencyKey: String? = nil, api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
         if let idempotencyKey {
             guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
                 throw APIError(.invalidValue, "Idempotency-Key must be 1 to 255 characters", field: "Idempotency-Key")
@@ -85,6 +90,7 @@ final class JobService: Sendable {
         if submission.created {
             noteQueued(1)
             workAvailable.signal()
+            metrics.jobSubmitted(api: api, language: job.language)
         }
         guard submission.created else { return Submitted(view: try self.job(id: submission.id.rawValue), created: false) }
         guard let record = try record(id: submission.id.rawValue) else { throw Self.notFound(submission.id.rawValue) }
@@ -93,7 +99,7 @@ final class JobService: Sendable {
 
     /// Validates each job of a batch on its own and queues the valid ones in one transaction;
     /// the items say, in order, which job each became or why it was refused.
-    func submitBatch(body: some Collection<UInt8>) throws(APIError) -> [JobBatchItem] {
+    func submitBatch(body: some Collection<UInt8>, api: ServerMetrics.API = .native) throws(APIError) -> [JobBatchItem] {
         let batch = try APIJSON.decodeRequest(JobBatchRequest.self, from: Data(body))
         try batch.validateSize()
         var items = [JobBatchItem](repeating: JobBatchItem(job: nil, error: nil), count: batch.jobs.count)
@@ -111,6 +117,7 @@ final class JobService: Sendable {
         let submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
         noteQueued(accepted.count)
         workAvailable.signal(count: accepted.count)
+        for entry in accepted { metrics.jobSubmitted(api: api, language: entry.job.language) }
         for (entry, submission) in zip(accepted, submissions) {
             items[entry.index].job = try job(id: submission.id.rawValue)
         }
@@ -236,7 +243,10 @@ final class JobService: Sendable {
             running.cancel(id)
             guard let after = try self.record(id: id) else { throw Self.notFound(id) }
             let view = rendered(StoredJob.view(of: after)).view
-            if state == .cancelled { events.publish(id, .state(view)) }
+            if state == .cancelled {
+                events.publish(id, .state(view))
+                metrics.jobCancelled(language: record.language)
+            }
             if record.state == .queued { invalidateQueueDepth() }
             return view
         case .finished, .cancelled:

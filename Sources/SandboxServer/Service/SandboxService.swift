@@ -19,6 +19,10 @@ final class SandboxService: Sendable {
     /// The Judge0-compatible API, served at the root next to `/v1`.
     let judge0: Judge0Routes
     let server: HTTPServer
+    /// Everything `GET /metrics` reports (also ``JobService/metrics``).
+    let metrics: ServerMetrics
+    /// The router the server serves: the native, Judge0 and Jobe routes, observed for metrics.
+    let router: Router
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
 
@@ -77,14 +81,15 @@ final class SandboxService: Sendable {
         let available = languages.filter(\.isAvailable)
         let validator = JobRequestValidator(registry: registry.restricted(to: Set(available.map(\.language.id))), limits: limits)
         let policy = WebhookPolicy(allow: settings.webhookAllow)
+        metrics = ServerMetrics(languages: registry.languages.map(\.id) + JobeLanguage.all.keys)
         service = JobService(
             store: store, validator: validator, webhookPolicy: policy,
             configuration: JobService.Configuration(maxQueuedJobs: settings.maxQueuedJobs, maxWait: .seconds(settings.maxWaitSeconds)),
-            workAvailable: WorkSignal(capacity: settings.workers))
+            workAvailable: WorkSignal(capacity: settings.workers), metrics: metrics)
         runners = JobRunnerPool(service: service, sandbox: sandbox, workers: settings.workers,
                                 lease: .seconds(settings.leaseSeconds), logger: logger)
         webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
-                                 pollInterval: webhookPollInterval)
+                                 pollInterval: webhookPollInterval, metrics: metrics)
         var features: [String] = ["webhooks", "events", "batch", "idempotency"]
         if !settings.apiKeys.isEmpty { features.append("auth") }
         if settings.webhookSecret != nil { features.append("webhook_signatures") }
@@ -104,8 +109,16 @@ final class SandboxService: Sendable {
         // A job's files, stdins and expected outputs are capped well below this (ServerLimits);
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
+        JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce,
+                   metrics: metrics).mount(on: &router)
+        let httpMetrics = HTTPMetrics.observing(&router)
+        self.router = router
+        let (jobStore, databasePath, running, slots) = (store, storeConfiguration.path, service.running, settings.workers)
+        let startTime = Date()
+        metrics.addCollector { httpMetrics.families }
+        metrics.addCollector { ScrapeCollectors.store(jobStore, databasePath: databasePath, running: running, slots: slots) }
+        metrics.addCollector { ScrapeCollectors.process(version: APIRoutes.version, startTime: startTime) }
         do {
-            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce).mount(on: &router)
             server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()
