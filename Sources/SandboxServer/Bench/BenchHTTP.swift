@@ -24,6 +24,8 @@ struct BenchHTTP: ParsableCommand {
     @Option(help: "HTTPCore worker threads kept (default: max(2, cores)).") var workers: Int?
     @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
     @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
+    @Flag(help: "Observe requests with the service's HTTP metrics (what `serve` does), to measure their cost.")
+    var metrics = false
 
     struct Target {
         let name: String
@@ -42,6 +44,7 @@ struct BenchHTTP: ParsableCommand {
         var router = Router()
         router.get("/plaintext") { _ in .text("Hello, World!") }
         router.get("/json") { _ in try .json(["message": "Hello, World!"]) }
+        let httpMetrics = metrics ? HTTPMetrics.observing(&router) : nil
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.maxConnections = max(4096, idleConnections + connections + 64)
         if let workers { serverConfiguration.minWorkerThreads = workers }
@@ -60,7 +63,8 @@ struct BenchHTTP: ParsableCommand {
             Target(name: "HTTPCore GET /json", url: "http://127.0.0.1:\(port)/json"),
             Target(name: "nginx static file", url: "http://127.0.0.1:\(nginxServer.port)/index.html"),
         ]
-        print("wrk -t\(threads) -c\(connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("wrk -t\(threads) -c\(connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+              + (metrics ? ", HTTP metrics observed" : ""))
         for round in 0..<rounds {
             for offset in 0..<targets.count {
                 let index = (round + offset) % targets.count
@@ -87,6 +91,13 @@ struct BenchHTTP: ParsableCommand {
         }
         print("")
         print(table.render())
+        if let httpMetrics {
+            let counted = httpMetrics.families.first { $0.name == "sandbox_server_http_requests_total" }?.series.reduce(0.0) { total, series in
+                if case .number(let value) = series.value { return total + value }
+                return total
+            } ?? 0
+            print("requests counted by the HTTP metrics: \(Int(counted))")
+        }
 
         // Idle keep-alive connections: each sends one request, reads the answer and stays open.
         let clients = try openIdleConnections(port: port, count: idleConnections)
