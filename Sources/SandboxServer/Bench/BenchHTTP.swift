@@ -122,27 +122,31 @@ struct BenchHTTP: ParsableCommand {
         print(memory.render())
     }
 
-    /// The HTTP metrics' cost per request measured directly, independent of wrk and of the
-    /// machine's load: a million observations on one thread, then on two threads at once (each
-    /// on its own stripe, as two server workers would be).
+    /// The HTTP metrics' cost per request measured directly, apart from wrk: a million
+    /// observations on one thread, then on two threads at once (as two server workers would
+    /// record), with the per-thread stripes `serve` uses and, for comparison, one shared lock.
     static func observerCost() -> String {
         var router = Router()
         router.get("/plaintext") { _ in .text("Hello, World!") }
-        let metrics = HTTPMetrics.observing(&router)
         let observation = HTTPRequestObservation(method: .GET, routeIndex: 0, statusCode: 200, durationNanoseconds: 15_000)
         let calls = 1_000_000
-        func perCall(threads: Int) -> Double {
+        func nanosecondsPerCall(_ metrics: HTTPMetrics, threads: Int) -> Double {
             let started = monotonicNanoseconds()
             DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 for _ in 0..<calls { metrics.observe(observation) }
             }
             return Double(monotonicNanoseconds() - started) / Double(calls)
         }
-        _ = perCall(threads: 1)  // warm up: stripes and dictionary entries exist
-        let one = perCall(threads: 1)
-        let two = perCall(threads: 2)
-        return String(format: "HTTP metrics observer: %.0f ns per request on one thread; two threads observing at once: %.0f ns each"
-                      + " (about equal: no contention between workers)", one, two)
+        var lines: [String] = []
+        for (name, stripes) in [("per-thread stripes", ThreadStripeIndex.stripeCount), ("one shared lock", 1)] {
+            let metrics = HTTPMetrics(routes: router.routeTable, stripeCount: stripes)
+            _ = nanosecondsPerCall(metrics, threads: 2)  // warm up: stripes and dictionary entries exist
+            let one = nanosecondsPerCall(metrics, threads: 1)
+            let two = nanosecondsPerCall(metrics, threads: 2)
+            lines.append(String(format: "HTTP metrics observer, %@: %.0f ns per request on one thread, %.0f ns each with two threads at once",
+                                name, one, two))
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// Runs wrk once; returns requests/s and the count of socket errors and non-2xx responses.

@@ -27,10 +27,11 @@ final class HTTPMetrics: Sendable {
     /// Label of requests that could not be parsed, so have no method.
     static let unknownMethod = "unknown"
 
-    init(routes: [Router.RouteDescription]) {
+    /// - Parameter stripeCount: how many stripes (the benchmark compares one shared lock).
+    init(routes: [Router.RouteDescription], stripeCount: Int = ThreadStripeIndex.stripeCount) {
         self.routes = routes
         let cells = HistogramCells(bucketCount: buckets.bounds.count)
-        stripes = ThreadStripes(initial: Tally(durations: Array(repeating: cells, count: routes.count + 1)))
+        stripes = ThreadStripes(count: stripeCount, initial: Tally(durations: Array(repeating: cells, count: routes.count + 1)))
     }
 
     /// Installs this as `router`'s observer; call once every route is added.
