@@ -104,6 +104,30 @@ struct MetricsEndToEndTests {
         #expect(after.value("sandbox_server_jobs", ["state": "cancelled"]) == 2)
     }
 
+    @Test func jobeRunsAreCounted() async throws {
+        let fixture = try await TestService.start()
+        let api = fixture.transport(.live)
+        let before = try await scrape(api)
+        let run = try await api.post("/jobe/index.php/restapi/runs",
+                                     jsonText(["run_spec": ["language_id": "python3", "sourcecode": "print(6 * 7)"]]))
+        try #require(run.status == 200, "\(run)")
+        #expect(run.json["outcome"] as? Int == 15 && run.json["stdout"] as? String == "42\n", "\(run)")
+        let after = try await scrape(api)
+        func delta(_ name: String, _ labels: [String: String]) -> Double {
+            (after.value(name, labels) ?? 0) - (before.value(name, labels) ?? 0)
+        }
+        #expect(delta("sandbox_server_jobs_submitted_total", ["api": "jobe", "language": "python3"]) == 1)
+        #expect(delta("sandbox_server_jobe_runs_total", ["language": "python3", "outcome": "ok"]) == 1)
+        #expect(delta("sandbox_server_sandbox_slot_busy_seconds_total", ["user": "jobe"]) > 0)
+        #expect(delta("sandbox_server_sandbox_slot_busy_seconds_total", ["user": "jobs"]) == 0)
+        // Jobe's python3 compiles (py_compile) and then runs: two sandboxed runs.
+        #expect(delta("sandbox_server_sandbox_phase_duration_seconds_count", ["phase": "spawn"]) == 2)
+        #expect(delta("sandbox_server_http_requests_total",
+                      ["method": "POST", "route": "/jobe/index.php/restapi/runs", "status": "200"]) == 1)
+        #expect(delta("sandbox_server_jobs_finished_total", ["language": "python3", "verdict": "accepted"]) == 0,
+                "a Jobe run is not a queued job")
+    }
+
     @Test(arguments: TransportKind.allCases)
     func metricsNeedAnAdminKeyWhenKeysAreConfigured(_ kind: TransportKind) async throws {
         let fixture = try await TestService { settings in
