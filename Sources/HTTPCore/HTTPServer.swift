@@ -299,6 +299,7 @@ public final class HTTPServer: Sendable {
 
     /// Over `maxConnections`: a best-effort 503 without waiting on the client, then close.
     private func rejectOverCapacity(_ fd: Int32) {
+        router.requestObserver?(HTTPRequestObservation(method: nil, routeIndex: nil, statusCode: 503, durationNanoseconds: 0))
         var response = router.renderError(.serviceUnavailable, "too many open connections", nil)
         response.closesConnection = true
         var dates = DateCache()
@@ -557,9 +558,16 @@ private struct Worker {
                 case .request(var request):
                     request.peerAddress = connection.peer
                     request.requestID = RequestID.resolve(request.headers)
-                    let response = server.router.route(request)
+                    let observer = server.router.requestObserver
+                    let started = observer == nil ? 0 : Syscall.now()
+                    let (response, routeIndex) = server.router.route(request)
                     let keepAlive = request.keepAlive && !response.closesConnection && !server.isDraining
-                    guard send(response, for: request, keepAlive: keepAlive, on: connection), keepAlive else {
+                    let sent = send(response, for: request, keepAlive: keepAlive, on: connection)
+                    if let observer {
+                        observer(HTTPRequestObservation(method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
+                                                        durationNanoseconds: Syscall.now() &- started))
+                    }
+                    guard sent, keepAlive else {
                         server.close(connection)
                         return
                     }
@@ -690,6 +698,11 @@ private struct Worker {
     /// Answers a malformed or timed-out request and closes gracefully: the write side is shut and
     /// remaining input is drained for a moment, so the client reads the response instead of a reset.
     private mutating func fail(_ connection: Connection, _ error: HTTPParseError, request: HTTPRequest?) {
+        if let observer = server.router.requestObserver {
+            let started = connection.requestStartedAt
+            observer(HTTPRequestObservation(method: nil, routeIndex: nil, statusCode: error.status.code,
+                                            durationNanoseconds: started == 0 ? 0 : Syscall.now() &- started))
+        }
         let requestID = RequestID.generate()
         var response = server.router.renderError(error.status, error.message, request)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)

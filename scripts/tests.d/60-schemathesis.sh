@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Property-based API test: schemathesis (PyPI) generates requests from openapi.yaml against a live
 # server for a bounded time and fails on any 5xx, any response that does not match its schema,
-# an undocumented status code or content type. Needs root (the server runs sandboxes) and the
+# an undocumented status code or content type. Then /metrics, after that traffic, is checked with
+# prometheus_client's parser (scripts/check-metrics.py). Needs root (the server runs sandboxes) and the
 # release binary (scripts/test-all.sh builds it first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,9 +13,13 @@ VERSION=4.32.5
 
 if [ "$(id -u)" != 0 ]; then echo "schemathesis: skipped (needs root to run sandboxes)"; exit 0; fi
 [ -x "$BIN" ] || { echo "schemathesis: $BIN missing; build with: swift build -c release --product sandbox-server" >&2; exit 1; }
+PROMETHEUS_CLIENT=0.26.0
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$VERSION"; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "schemathesis==$VERSION"
+fi
+if ! "$VENV/bin/pip" show prometheus_client 2>/dev/null | grep -q "^Version: $PROMETHEUS_CLIENT$"; then
+    "$VENV/bin/pip" install --quiet "prometheus_client==$PROMETHEUS_CLIENT"
 fi
 
 NAME="ss-schemathesis-$$"
@@ -34,3 +39,6 @@ done
 "$VENV/bin/st" --config-file scripts/schemathesis.toml run openapi.yaml --url "http://127.0.0.1:$PORT" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-time "$SECONDS_BUDGET" --max-examples 25 --workers 1 --request-timeout 90 --no-color
+
+# After the generated traffic, /metrics must parse with the reference parser and stay bounded.
+curl -fs "http://127.0.0.1:$PORT/metrics" | "$VENV/bin/python" scripts/check-metrics.py

@@ -24,6 +24,8 @@ struct BenchHTTP: ParsableCommand {
     @Option(help: "HTTPCore worker threads kept (default: max(2, cores)).") var workers: Int?
     @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
     @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
+    @Flag(help: "Observe requests with the service's HTTP metrics (what `serve` does), to measure their cost.")
+    var metrics = false
 
     struct Target {
         let name: String
@@ -42,6 +44,7 @@ struct BenchHTTP: ParsableCommand {
         var router = Router()
         router.get("/plaintext") { _ in .text("Hello, World!") }
         router.get("/json") { _ in try .json(["message": "Hello, World!"]) }
+        let httpMetrics = metrics ? HTTPMetrics.observing(&router) : nil
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.maxConnections = max(4096, idleConnections + connections + 64)
         if let workers { serverConfiguration.minWorkerThreads = workers }
@@ -60,7 +63,8 @@ struct BenchHTTP: ParsableCommand {
             Target(name: "HTTPCore GET /json", url: "http://127.0.0.1:\(port)/json"),
             Target(name: "nginx static file", url: "http://127.0.0.1:\(nginxServer.port)/index.html"),
         ]
-        print("wrk -t\(threads) -c\(connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("wrk -t\(threads) -c\(connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+              + (metrics ? ", HTTP metrics observed" : ""))
         for round in 0..<rounds {
             for offset in 0..<targets.count {
                 let index = (round + offset) % targets.count
@@ -87,6 +91,14 @@ struct BenchHTTP: ParsableCommand {
         }
         print("")
         print(table.render())
+        if metrics { print(Self.observerCost()) }
+        if let httpMetrics {
+            let counted = httpMetrics.families.first { $0.name == "sandbox_server_http_requests_total" }?.series.reduce(0.0) { total, series in
+                if case .number(let value) = series.value { return total + value }
+                return total
+            } ?? 0
+            print("requests counted by the HTTP metrics: \(Int(counted))")
+        }
 
         // Idle keep-alive connections: each sends one request, reads the answer and stays open.
         let clients = try openIdleConnections(port: port, count: idleConnections)
@@ -108,6 +120,33 @@ struct BenchHTTP: ParsableCommand {
         memory.add(["  growth per idle connection", "\(openWithIdle > 0 ? (rssWithIdle - rssAfterLoad) * 1024 / openWithIdle : 0) bytes"])
         memory.add(["threads in process with idle connections", "\(threadsWithIdle)"])
         print(memory.render())
+    }
+
+    /// The HTTP metrics' cost per request measured directly, apart from wrk: a million
+    /// observations on one thread, then on two threads at once (as two server workers would
+    /// record), with the per-thread stripes `serve` uses and, for comparison, one shared lock.
+    static func observerCost() -> String {
+        var router = Router()
+        router.get("/plaintext") { _ in .text("Hello, World!") }
+        let observation = HTTPRequestObservation(method: .GET, routeIndex: 0, statusCode: 200, durationNanoseconds: 15_000)
+        let calls = 1_000_000
+        func nanosecondsPerCall(_ metrics: HTTPMetrics, threads: Int) -> Double {
+            let started = monotonicNanoseconds()
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                for _ in 0..<calls { metrics.observe(observation) }
+            }
+            return Double(monotonicNanoseconds() - started) / Double(calls)
+        }
+        var lines: [String] = []
+        for (name, stripes) in [("per-thread stripes", ThreadStripeIndex.stripeCount), ("one shared lock", 1)] {
+            let metrics = HTTPMetrics(routes: router.routeTable, stripeCount: stripes)
+            _ = nanosecondsPerCall(metrics, threads: 2)  // warm up: stripes and dictionary entries exist
+            let one = nanosecondsPerCall(metrics, threads: 1)
+            let two = nanosecondsPerCall(metrics, threads: 2)
+            lines.append(String(format: "HTTP metrics observer, %@: %.0f ns per request on one thread, %.0f ns each with two threads at once",
+                                name, one, two))
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// Runs wrk once; returns requests/s and the count of socket errors and non-2xx responses.

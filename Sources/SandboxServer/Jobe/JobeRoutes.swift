@@ -23,11 +23,12 @@ struct JobeRoutes: Sendable {
     let languageList: [[String]]
 
     /// - Parameter found: the Jobe languages of this machine (``JobeLanguageDetection/detect(timeout:)``).
+    /// - Parameter metrics: counts runs (`GET /metrics`); nil counts nothing.
     init(store: any JobStore, sandbox: Sandbox, authenticator: Authenticator, found: [JobeLanguageDetection.Found],
-         configuration: JobeRunner.Configuration = JobeRunner.Configuration()) {
+         configuration: JobeRunner.Configuration = JobeRunner.Configuration(), metrics: ServerMetrics? = nil) {
         self.store = store
         self.authenticator = authenticator
-        runner = JobeRunner(sandbox: sandbox, configuration: configuration)
+        runner = JobeRunner(sandbox: sandbox, configuration: configuration, metrics: metrics)
         languages = Dictionary(uniqueKeysWithValues: found.map { ($0.language.id, $0.language) })
         languageList = found.sorted { $0.language.id < $1.language.id }.map { [$0.language.id, $0.version] }
     }
@@ -58,7 +59,10 @@ struct JobeRoutes: Sendable {
             files.append(BoxFile(path: reference.name, contents: Array(contents)))
         }
         if spec.sourceCode == JobeRunSpec.overloadTestString { return Self.result(JobeRunResult.overload) }
-        return Self.result(runner.run(spec, files: files))
+        runner.metrics?.jobSubmitted(api: .jobe, language: spec.language.id)
+        let result = runner.run(spec, files: files)
+        runner.metrics?.jobeRun(language: spec.language.id, outcome: result.outcome)
+        return Self.result(result)
     }
 
     private func putFile(_ request: HTTPRequest) throws(JobeError) -> HTTPResponse {

@@ -27,6 +27,8 @@ struct JobeRunner: Sendable {
 
     let sandbox: Sandbox
     let configuration: Configuration
+    /// Counts slot time and sandboxed runs (`GET /metrics`); nil counts nothing.
+    var metrics: ServerMetrics?
 
     /// Jobe's megabyte: `memorylimit`, `streamsize` and `disklimit` are multiplied by 1000×1024.
     static let megabyte = 1000 * 1024
@@ -46,7 +48,10 @@ struct JobeRunner: Sendable {
     /// Runs `spec` with `files` (the cached support files, already fetched) and returns Jobe's
     /// result, or the overload answer when no slot frees up within ``Configuration/slotWait``.
     func run(_ spec: JobeRunSpec, files: [BoxFile]) -> JobeRunResult {
-        let result = sandbox.withSlot(waitingAtMost: configuration.slotWait) { slot in execute(spec, files: files, in: slot) }
+        let result = sandbox.withSlot(waitingAtMost: configuration.slotWait) { slot in
+            guard let metrics else { return execute(spec, files: files, in: slot) }
+            return metrics.holdingSlot(.jobe) { execute(spec, files: files, in: slot) }
+        }
         return result ?? .overload
     }
 
@@ -58,6 +63,7 @@ struct JobeRunner: Sendable {
         if let compile = language.compileCommand(source: source, parameters: spec.parameters) {
             let limits = resourceLimits(spec.parameters.forCompile)
             let result = slot.run(step(compile, files: boxFiles, box: .fresh, stdin: .empty, limits: limits))
+            metrics?.sandboxRun(result)
             if result.status == .internalError { return internalError(result) }
             let stdout = JobeJudging.sanitise(result.stdout)
             let stderr = JobeJudging.sanitise(result.stderr) + JobeJudging.supervisorWarnings(result)
@@ -86,6 +92,7 @@ struct JobeRunner: Sendable {
         let command = language.runCommand(source: source, parameters: spec.parameters)
         let stdin: StandardInput = spec.input.isEmpty ? .empty : .bytes(Array(spec.input.utf8))
         let result = slot.run(step(command, files: [], box: .keep, stdin: stdin, limits: resourceLimits(spec.parameters)))
+        metrics?.sandboxRun(result)
         if result.status == .internalError { return internalError(result) }
         let stderr = language.filteredRunStderr(JobeJudging.sanitise(result.stderr) + JobeJudging.supervisorWarnings(result))
         let judged = JobeJudging.runOutcome(stderr: stderr)

@@ -135,7 +135,7 @@ struct Judge0Routes: Sendable {
         let jobRequest = try mapSubmission(body, base64Encoded: base64)
         let view: JobView
         do {
-            let submitted = try service.submit(jobRequest, requestID: request.requestID)
+            let submitted = try service.submit(jobRequest, requestID: request.requestID, api: .judge0)
             view = wait ? try service.wait(id: submitted.view.id, timeout: .seconds(configuration.maxWaitSeconds)) : submitted.view
         } catch {
             throw Self.failure(error)
@@ -269,7 +269,7 @@ struct Judge0Routes: Sendable {
                 (try? JSONDecoder().decode(JSONValue.self, from: APIJSON.encode(entry.request))) ?? .null
             })])
             let submitted: [JobBatchItem]
-            do { submitted = try service.submitBatch(body: Array(APIJSON.encode(nativeBatch)), requestID: request.requestID) } catch { throw Self.failure(error) }
+            do { submitted = try service.submitBatch(body: Array(APIJSON.encode(nativeBatch)), requestID: request.requestID, api: .judge0) } catch { throw Self.failure(error) }
             for (entry, item) in zip(accepted, submitted) {
                 if let job = item.job {
                     results[entry.index] = .object([("token", .string(job.id))])

@@ -39,6 +39,8 @@ struct APIRoutes: Sendable {
         router.get("/v1/languages") { request in try handle(request, role: .user) { try languages() } }
         router.get("/v1/health") { _ in try health() }
         router.get("/v1/info") { request in try handle(request, role: .user) { try info() } }
+        // Admin-only when keys are configured: the figures describe every client's traffic.
+        router.get("/metrics") { request in try handle(request, role: .admin) { metrics() } }
         return router
     }
 
@@ -162,6 +164,12 @@ struct APIRoutes: Sendable {
             languages: serverInfo.languages.filter(\.isAvailable).map(\.language.id),
             limits: ServerLimitsView(serverInfo.limits), maxWaitSeconds: Int(service.configuration.maxWait.components.seconds),
             features: serverInfo.features))
+    }
+
+    /// The Prometheus text exposition of ``JobService/metrics``.
+    private func metrics() -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: ["Content-Type": MetricsExposition.contentType, "Cache-Control": "no-store"],
+                     body: .bytes(Array(service.metrics.exposition().utf8)))
     }
 
     /// Liveness and readiness: 200 when the store answers and the sandbox passed its self-test.

@@ -25,6 +25,8 @@ struct JobExecutor {
     let cancellation: RunCancellation
     /// Called after each test with its index and grade (for progress events).
     var testFinished: (Int, TestGrade) -> Void = { _, _ in }
+    /// Called after each sandboxed run, the compile included, with its raw result (for metrics).
+    var runFinished: (RunResult) -> Void = { _ in }
 
     func execute(in slot: SandboxSlot) -> Outcome {
         let grader = job.grader
@@ -51,6 +53,7 @@ struct JobExecutor {
                 workingDirectory: LanguageRegistry.boxDirectory, files: boxIsFilled ? [] : files, box: boxIsFilled ? .keep : .fresh,
                 stdin: .empty, limits: Self.resourceLimits(limits, killOnOutputLimit: false), network: false)
             let result = slot.run(spec, cancellation: cancellation)
+            runFinished(result)
             guard let outcome = RunOutcome(result) else { return .cancelled }
             compileOutcome = outcome
             let compiled = grader.judgeCompile(outcome)
@@ -78,6 +81,7 @@ struct JobExecutor {
                 stdin: test.stdin.isEmpty ? .empty : .bytes(test.stdin),
                 limits: Self.resourceLimits(job.runLimits, killOnOutputLimit: true), network: job.runLimits.network)
             let result = slot.run(spec, cancellation: cancellation)
+            runFinished(result)
             guard let outcome = RunOutcome(result) else { return .cancelled }
             let grade = grader.grade(testAt: index, outcome: outcome)
             grades.append(grade)

@@ -107,6 +107,7 @@ final class JobRunnerPool: Sendable {
         let token = RunCancellation()
         service.running.register(id, worker: worker, token: token)
         service.jobLog.started(record, worker: worker)
+        service.metrics.jobClaimed(createdAt: record.createdAt, startedAt: record.startedAt)
         // The request is decoded once per job: it is the costly part of rendering its views.
         let request = StoredJob.request(of: record)
         service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
@@ -127,7 +128,9 @@ final class JobRunnerPool: Sendable {
         var executor = JobExecutor(job: job, cancellation: token)
         let events = service.events
         executor.testFinished = { index, grade in events.publish(id, .test(index: index, TestResultView(grade: grade))) }
-        let outcome = sandbox.withSlot { slot in executor.execute(in: slot) }
+        let metrics = service.metrics
+        executor.runFinished = { metrics.sandboxRun($0) }
+        let outcome = sandbox.withSlot { slot in metrics.holdingSlot(.jobs) { executor.execute(in: slot) } }
         switch outcome {
         case .cancelled:
             // Cancelled by a client (the store already says so) or stopped by shutdown: then the
@@ -178,16 +181,24 @@ final class JobRunnerPool: Sendable {
             finished.finishedAt = .now
             webhook = WebhookRequest(url: url, payload: Judge0Callback.payload(for: StoredJob.view(of: finished, request: request)))
         }
+        var completed = false
         do {
             try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)
+            completed = true
         } catch where error.code == .leaseLost {
             logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
         } catch {
             logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
         }
+        let stored = try? service.store.job(id: record.id)
+        // Counted before waiters are told, so a client that saw the result also sees it counted.
+        if completed {
+            service.metrics.jobFinished(language: record.language, verdict: result.verdict,
+                                        createdAt: record.createdAt, finishedAt: stored?.finishedAt)
+        }
         // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
-        if let stored = try? service.store.job(id: record.id) {
-            if stored.state == .finished, stored.worker == worker { service.jobLog.finished(stored) }
+        if let stored {
+            if completed, stored.state == .finished { service.jobLog.finished(stored) }
             service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
         }
         // The job is over for this runner whatever the store said: drop its kept test events.
@@ -219,6 +230,10 @@ final class JobRunnerPool: Sendable {
                 service.jobLog.abandoned(report.abandoned)
                 for id in report.abandoned {
                     if let view = try? service.job(id: id.rawValue) { service.events.publish(id.rawValue, .state(view)) }
+                    if let record = try? service.store.job(id: id), let result = record.result {
+                        service.metrics.jobFinished(language: record.language, verdict: result.verdict,
+                                                    createdAt: record.createdAt, finishedAt: record.finishedAt)
+                    }
                 }
             } catch {
                 logger.warning("requeueing expired leases failed", metadata: ["error": "\(error)"])

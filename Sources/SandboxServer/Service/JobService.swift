@@ -40,12 +40,15 @@ final class JobService: Sendable {
     let finishedJobs = FinishedJobCache(capacity: 4_096)
     /// Job lifecycle lines in the log (the runners write the later events to it too).
     let jobLog: JobEventLog
+    /// Counts submissions, results and cancellations (`GET /metrics`).
+    let metrics: ServerMetrics
 
     init(store: any JobStore, validator: JobRequestValidator, events: JobEventHub = JobEventHub(),
          running: RunningJobs = RunningJobs(), webhookPolicy: WebhookPolicy = WebhookPolicy(allow: []),
          configuration: Configuration = Configuration(), workAvailable: WorkSignal = WorkSignal(capacity: 64),
-         jobLog: JobEventLog = .disabled) {
+         jobLog: JobEventLog = .disabled, metrics: ServerMetrics = ServerMetrics()) {
         self.jobLog = jobLog
+        self.metrics = metrics
         self.store = store
         self.validator = validator
         self.events = events
@@ -66,14 +69,18 @@ final class JobService: Sendable {
     }
 
     /// Decodes, validates and queues one job from a request body (strict JSON).
-    /// `requestID` is the submitting HTTP request's, for the job's log lines.
-    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil, requestID: String? = nil) throws(APIError) -> Submitted {
-        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey, requestID: requestID)
+    /// `requestID` is the submitting HTTP request's, for the job's log lines; `api` is the front
+    /// end it came through (a metrics label).
+    func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil, requestID: String? = nil,
+                api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
+        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey,
+                   requestID: requestID, api: api)
     }
 
     /// Validates and queues one job. With `idempotencyKey`, a repeat of the same request returns
     /// the first job (`created == false`) and a different request with the key is a 409.
-    func submit(_ request: JobRequest, idempotencyKey: String? = nil, requestID: String? = nil) throws(APIError) -> Submitted {
+    func submit(_ request: JobRequest, idempotencyKey: String? = nil, requestID: String? = nil,
+                api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
         if let idempotencyKey {
             guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
                 throw APIError(.invalidValue, "Idempotency-Key must be 1 to 255 characters", field: "Idempotency-Key")
@@ -91,6 +98,7 @@ final class JobService: Sendable {
             jobLog.submitted(submission.id, language: job.language, requestID: requestID, request: job.request)
             noteQueued(1)
             workAvailable.signal()
+            metrics.jobSubmitted(api: api, language: job.language)
         }
         guard submission.created else { return Submitted(view: try self.job(id: submission.id.rawValue), created: false) }
         guard let record = try record(id: submission.id.rawValue) else { throw Self.notFound(submission.id.rawValue) }
@@ -99,7 +107,7 @@ final class JobService: Sendable {
 
     /// Validates each job of a batch on its own and queues the valid ones in one transaction;
     /// the items say, in order, which job each became or why it was refused.
-    func submitBatch(body: some Collection<UInt8>, requestID: String? = nil) throws(APIError) -> [JobBatchItem] {
+    func submitBatch(body: some Collection<UInt8>, requestID: String? = nil, api: ServerMetrics.API = .native) throws(APIError) -> [JobBatchItem] {
         let batch = try APIJSON.decodeRequest(JobBatchRequest.self, from: Data(body))
         try batch.validateSize()
         var items = [JobBatchItem](repeating: JobBatchItem(job: nil, error: nil), count: batch.jobs.count)
@@ -120,6 +128,7 @@ final class JobService: Sendable {
         }
         noteQueued(accepted.count)
         workAvailable.signal(count: accepted.count)
+        for entry in accepted { metrics.jobSubmitted(api: api, language: entry.job.language) }
         for (entry, submission) in zip(accepted, submissions) {
             items[entry.index].job = try job(id: submission.id.rawValue)
         }
@@ -252,6 +261,7 @@ final class JobService: Sendable {
             if state == .cancelled {
                 jobLog.cancelled(id, requestID: requestID, wasRunning: record.state == .running)
                 events.publish(id, .state(view))
+                metrics.jobCancelled(language: record.language)
             }
             if record.state == .queued { invalidateQueueDepth() }
             return view

@@ -23,6 +23,10 @@ final class SandboxService: Sendable {
     let retention: RetentionSweeper
     /// The API keys every front end checks; replaced by a configuration reload.
     let keyring: APIKeyring
+    /// Everything `GET /metrics` reports (also ``JobService/metrics``).
+    let metrics: ServerMetrics
+    /// The router the server serves: the native, Judge0 and Jobe routes, observed for metrics.
+    let router: Router
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
     /// The shutdown grace period in seconds (reloadable).
@@ -88,18 +92,19 @@ final class SandboxService: Sendable {
         let validator = JobRequestValidator(registry: registry.restricted(to: Set(available.map(\.language.id))), limits: limits,
                                             archivePython: archivePython)
         let policy = WebhookPolicy(allow: settings.webhookAllow)
+        metrics = ServerMetrics(languages: registry.languages.map(\.id) + JobeLanguage.all.keys)
         service = JobService(
             store: store, validator: validator, webhookPolicy: policy,
             configuration: JobService.Configuration(maxQueuedJobs: settings.maxQueuedJobs, maxWait: .seconds(settings.maxWaitSeconds)),
             workAvailable: WorkSignal(capacity: settings.workers),
-            jobLog: JobEventLog(logger: logger, includesContent: settings.logJobContent))
+            jobLog: JobEventLog(logger: logger, includesContent: settings.logJobContent), metrics: metrics)
         // Jobs a dead process left running, requeued (or abandoned) when the store opened.
         service.jobLog.requeued(store.startupRequeue.requeued, reason: "lease expired")
         service.jobLog.abandoned(store.startupRequeue.abandoned)
         runners = JobRunnerPool(service: service, sandbox: sandbox, workers: settings.workers,
                                 lease: .seconds(settings.leaseSeconds), logger: logger)
         webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
-                                 pollInterval: webhookPollInterval)
+                                 pollInterval: webhookPollInterval, metrics: metrics)
         var features: [String] = ["webhooks", "events", "batch", "idempotency"]
         if !settings.apiKeys.isEmpty { features.append("auth") }
         if settings.webhookSecret != nil { features.append("webhook_signatures") }
@@ -122,8 +127,16 @@ final class SandboxService: Sendable {
         httpConfiguration.completedRequestReporter = Self.accessLog(logger)
         retention = RetentionSweeper(store: store, policy: RetentionSweeper.Policy(settings), finishedJobs: service.finishedJobs,
                                      logger: logger)
+        JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce,
+                   metrics: metrics).mount(on: &router)
+        let httpMetrics = HTTPMetrics.observing(&router)
+        self.router = router
+        let (jobStore, databasePath, running, slots) = (store, storeConfiguration.path, service.running, settings.workers)
+        let startTime = Date()
+        metrics.addCollector { httpMetrics.families }
+        metrics.addCollector { ScrapeCollectors.store(jobStore, databasePath: databasePath, running: running, slots: slots) }
+        metrics.addCollector { ScrapeCollectors.process(version: APIRoutes.version, startTime: startTime) }
         do {
-            JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce).mount(on: &router)
             server = try HTTPServer(configuration: httpConfiguration, router: router)
         } catch {
             sandbox.close()

@@ -16,12 +16,15 @@ final class WebhookSender: Sendable {
     let signer: WebhookSigner?
     let requestTimeout: Duration
     let pollInterval: Duration
+    /// Counts delivery attempts by outcome (`GET /metrics`); nil counts nothing.
+    let metrics: ServerMetrics?
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Bool>(false)
 
     init(store: any JobStore, policy: WebhookPolicy, secret: String?, logger: Logger,
-         requestTimeout: Duration = .seconds(10), pollInterval: Duration = .milliseconds(250)) {
+         requestTimeout: Duration = .seconds(10), pollInterval: Duration = .milliseconds(250), metrics: ServerMetrics? = nil) {
+        self.metrics = metrics
         self.store = store
         self.policy = policy
         self.signer = secret.map { WebhookSigner(secret: Array($0.utf8)) }
@@ -67,11 +70,13 @@ final class WebhookSender: Sendable {
     private func deliver(_ delivery: WebhookDelivery) {
         guard let url = URL(string: delivery.url) else {
             try? store.markWebhookFailed(id: delivery.id, error: "invalid URL")
+            metrics?.webhookAttempt(.failed)
             return
         }
         if let problem = policy.problem(with: url) {
             logger.warning("webhook refused", metadata: ["job": "\(delivery.jobID)", "reason": "\(problem)"])
             try? store.markWebhookFailed(id: delivery.id, error: "refused: \(problem)")
+            metrics?.webhookAttempt(.failed)
             return
         }
         let body: Data
@@ -83,16 +88,20 @@ final class WebhookSender: Sendable {
             body = Judge0Callback.payload(for: StoredJob.view(of: record))
         } else {
             try? store.markWebhookFailed(id: delivery.id, error: "the job no longer exists")
+            metrics?.webhookAttempt(.failed)
             return
         }
         switch post(body, to: url, method: Judge0Callback.httpMethod(for: record), delivery: delivery) {
         case .delivered:
             try? store.markWebhookDelivered(id: delivery.id)
+            metrics?.webhookAttempt(.delivered)
         case .permanentFailure(let reason):
             logger.warning("webhook rejected", metadata: ["job": "\(delivery.jobID)", "reason": "\(reason)"])
             try? store.markWebhookFailed(id: delivery.id, error: reason)
+            metrics?.webhookAttempt(.failed)
         case .retry(let reason):
             let state = try? store.recordWebhookFailure(id: delivery.id, error: reason)
+            metrics?.webhookAttempt(state == .failed ? .failed : .retry)
             logger.info("webhook failed", metadata: ["job": "\(delivery.jobID)", "reason": "\(reason)", "state": "\(state?.rawValue ?? "?")"])
         }
     }
