@@ -38,9 +38,6 @@ public struct HTTPServerConfiguration: Sendable {
     public var workerStackSize: Int = 512 * 1024
     /// How often deadlines are checked.
     public var timerResolution: Duration = .milliseconds(50)
-    /// Told about every parsed request once its response is written (an access log); nil, the
-    /// default, costs nothing. Requests the parser rejects (400, 408, 413) are not reported.
-    public var completedRequestReporter: HTTPCompletedRequestReporter?
 
     /// The defaults: 127.0.0.1, a free port, limits per `HTTPParserLimits()`.
     public init() {}
@@ -559,13 +556,14 @@ private struct Worker {
                     request.peerAddress = connection.peer
                     request.requestID = RequestID.resolve(request.headers)
                     let observer = server.router.requestObserver
-                    let started = observer == nil ? 0 : Syscall.now()
+                    // A pipelined request already buffered when its predecessor was answered has
+                    // no first-byte time of its own: it is timed from its routing.
+                    let started = observer == nil ? 0 : (connection.requestStartedAt != 0 ? connection.requestStartedAt : Syscall.now())
                     let (response, routeIndex) = server.router.route(request)
                     let keepAlive = request.keepAlive && !response.closesConnection && !server.isDraining
                     let sent = send(response, for: request, keepAlive: keepAlive, on: connection)
                     if let observer {
-                        observer(HTTPRequestObservation(method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
-                                                        durationNanoseconds: Syscall.now() &- started))
+                        observe(observer, response, for: request, routeIndex: routeIndex, started: started, sent: sent)
                     }
                     guard sent, keepAlive else {
                         server.close(connection)
@@ -625,25 +623,20 @@ private struct Worker {
         return server.release(connection)
     }
 
-    /// Writes a response and reports it; false when the client is gone or too slow.
-    private mutating func send(_ response: HTTPResponse, for request: HTTPRequest, keepAlive: Bool,
-                               on connection: Connection) -> Bool {
-        let written = write(response, for: request, keepAlive: keepAlive, on: connection)
-        if let report = server.configuration.completedRequestReporter {
-            let started = connection.requestStartedAt
-            var bodyBytes: Int?
-            if case .bytes(let body) = response.body { bodyBytes = request.method == .HEAD ? 0 : body.count }
-            report(HTTPCompletedRequest(
-                requestID: request.requestID, method: request.method, target: request.target, peerAddress: request.peerAddress,
-                statusCode: response.status.code, responseBodyBytes: bodyBytes,
-                durationNanoseconds: started == 0 ? nil : Syscall.now() &- started, completed: written))
-        }
-        return written
+    /// Tells the router's observer about a request answered on `connection`.
+    private func observe(_ observer: HTTPRequestObserver, _ response: HTTPResponse, for request: HTTPRequest, routeIndex: Int?,
+                         started: UInt64, sent: Bool) {
+        var bodyBytes: Int?
+        if case .bytes(let body) = response.body { bodyBytes = request.method == .HEAD ? 0 : body.count }
+        observer(HTTPRequestObservation(
+            method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
+            durationNanoseconds: Syscall.now() &- started, requestID: request.requestID,
+            target: request.target, peerAddress: request.peerAddress, responseBodyBytes: bodyBytes, completed: sent))
     }
 
     /// Writes a response; false when the client is gone or too slow.
-    private mutating func write(_ response: HTTPResponse, for request: HTTPRequest, keepAlive: Bool,
-                                on connection: Connection) -> Bool {
+    private mutating func send(_ response: HTTPResponse, for request: HTTPRequest, keepAlive: Bool,
+                               on connection: Connection) -> Bool {
         let isHead = request.method == .HEAD
         let fd = connection.fd
         let timeout = writeTimeoutMS
@@ -698,15 +691,17 @@ private struct Worker {
     /// Answers a malformed or timed-out request and closes gracefully: the write side is shut and
     /// remaining input is drained for a moment, so the client reads the response instead of a reset.
     private mutating func fail(_ connection: Connection, _ error: HTTPParseError, request: HTTPRequest?) {
-        if let observer = server.router.requestObserver {
-            let started = connection.requestStartedAt
-            observer(HTTPRequestObservation(method: nil, routeIndex: nil, statusCode: error.status.code,
-                                            durationNanoseconds: started == 0 ? 0 : Syscall.now() &- started))
-        }
         let requestID = RequestID.generate()
         var response = server.router.renderError(error.status, error.message, request)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
         let body = response.bodyBytes
+        if let observer = server.router.requestObserver {
+            let started = connection.requestStartedAt
+            observer(HTTPRequestObservation(
+                method: nil, routeIndex: nil, statusCode: error.status.code,
+                durationNanoseconds: started == 0 ? 0 : Syscall.now() &- started, requestID: requestID,
+                peerAddress: connection.peer, responseBodyBytes: body.count))
+        }
         var out: [UInt8] = []
         ResponseHead.serialize(response, requestID: requestID, date: dates.current(), contentLength: body.count,
                                chunked: false, keepAlive: false, requestVersion: .http1_1, into: &out)

@@ -1,7 +1,8 @@
 import Synchronization
 
 /// What the server reports about each request it answered, for metrics and access logs (see
-/// ``Router/requestObserver``). Built without allocating: the route is an index, not a string.
+/// ``Router/requestObserver``). Built without allocating: the route is an index, and the strings
+/// are the request's own.
 public struct HTTPRequestObservation: Sendable, Hashable {
     /// The request's method; nil when no request could be parsed (a 400, 408 or 413 from the
     /// parser, or the 503 for a connection over the cap).
@@ -11,17 +12,35 @@ public struct HTTPRequestObservation: Sendable, Hashable {
     public var routeIndex: Int?
     /// The status code sent.
     public var statusCode: Int
-    /// Nanoseconds from the parsed request to its response written (the whole stream for a
-    /// streamed body). Through ``Router/respond(to:)``, which writes nothing: the handler's time.
-    /// For a parse failure: from the request's first byte to the error response.
+    /// Nanoseconds from the request's first byte read to its response written (the whole stream
+    /// for a streamed body; a pipelined request already buffered when its predecessor was
+    /// answered: from its routing). Through ``Router/respond(to:)``, which reads and writes
+    /// nothing: the handler's time. 0 when unknown (the 503 for a connection over the cap).
     public var durationNanoseconds: UInt64
+    /// The request id echoed in `X-Request-Id` (received or generated).
+    public var requestID: String
+    /// The request target as received (path and query); empty when no request could be parsed.
+    public var target: String
+    /// The client's address, when known.
+    public var peerAddress: SocketAddress?
+    /// Body bytes of the response; nil for a streamed body.
+    public var responseBodyBytes: Int?
+    /// False when the client went away (or was too slow) before the response was fully written.
+    public var completed: Bool
 
     /// An observation.
-    public init(method: HTTPMethod?, routeIndex: Int?, statusCode: Int, durationNanoseconds: UInt64) {
+    public init(method: HTTPMethod?, routeIndex: Int?, statusCode: Int, durationNanoseconds: UInt64,
+                requestID: String = "", target: String = "", peerAddress: SocketAddress? = nil,
+                responseBodyBytes: Int? = nil, completed: Bool = true) {
         self.method = method
         self.routeIndex = routeIndex
         self.statusCode = statusCode
         self.durationNanoseconds = durationNanoseconds
+        self.requestID = requestID
+        self.target = target
+        self.peerAddress = peerAddress
+        self.responseBodyBytes = responseBodyBytes
+        self.completed = completed
     }
 }
 
@@ -134,8 +153,6 @@ public struct Router: Sendable {
     }
 
     /// Routes `request` and runs its handler; every failure is rendered with `errorRenderer`. The
-    /// response carries `X-Request-Id` (a request without an id gets one generated).
-    /// Routes `request` and runs its handler; every failure is rendered with `errorRenderer`. The
     /// response carries `X-Request-Id` (a request without an id gets one generated). The
     /// ``requestObserver`` is told once the handler returned.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
@@ -145,8 +162,12 @@ public struct Router: Sendable {
         var (response, routeIndex) = route(request)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: request.requestID)
         if let requestObserver {
-            requestObserver(HTTPRequestObservation(method: request.method, routeIndex: routeIndex,
-                                                   statusCode: response.status.code, durationNanoseconds: Syscall.now() &- started))
+            var bodyBytes: Int?
+            if case .bytes(let body) = response.body { bodyBytes = body.count }
+            requestObserver(HTTPRequestObservation(
+                method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
+                durationNanoseconds: Syscall.now() &- started, requestID: request.requestID, target: request.target,
+                peerAddress: request.peerAddress, responseBodyBytes: bodyBytes))
         }
         return response
     }

@@ -34,7 +34,7 @@ final class HTTPMetrics: Sendable {
         stripes = ThreadStripes(count: stripeCount, initial: Tally(durations: Array(repeating: cells, count: routes.count + 1)))
     }
 
-    /// Installs this as `router`'s observer; call once every route is added.
+    /// Installs this as `router`'s only observer; call once every route is added.
     static func observing(_ router: inout Router) -> HTTPMetrics {
         let metrics = HTTPMetrics(routes: router.routeTable)
         router.requestObserver = { metrics.observe($0) }

@@ -124,12 +124,17 @@ final class SandboxService: Sendable {
         // A job's files, stdins and expected outputs are capped well below this (ServerLimits);
         // a batch of 100 may carry more.
         httpConfiguration.limits.maxBodySize = 64 << 20
-        httpConfiguration.completedRequestReporter = Self.accessLog(logger)
         retention = RetentionSweeper(store: store, policy: RetentionSweeper.Policy(settings), finishedJobs: service.finishedJobs,
                                      logger: logger)
         JobeRoutes(store: store, sandbox: sandbox, authenticator: routes.authenticator, found: JobeLanguageDetection.detectedOnce,
                    metrics: metrics).mount(on: &router)
-        let httpMetrics = HTTPMetrics.observing(&router)
+        // One observer per answered request, after every route is added: metrics, then the access log.
+        let httpMetrics = HTTPMetrics(routes: router.routeTable)
+        let accessLog = Self.accessLog(logger)
+        router.requestObserver = { observation in
+            httpMetrics.observe(observation)
+            accessLog(observation)
+        }
         self.router = router
         let (jobStore, databasePath, running, slots) = (store, storeConfiguration.path, service.running, settings.workers)
         let startTime = Date()
@@ -178,22 +183,27 @@ final class SandboxService: Sendable {
     }
 
     /// One line per answered request: request id, method, target, status, duration, peer.
-    static func accessLog(_ logger: Logger) -> HTTPCompletedRequestReporter {
+    static func accessLog(_ logger: Logger) -> HTTPRequestObserver {
         { request in
             // Skip building the line when it would be dropped (bench runs log errors only).
             guard logger.logLevel <= .info else { return }
             var metadata: Logger.Metadata = [
-                "event": "http.request", "request_id": "\(request.requestID)", "method": "\(request.method.rawValue)",
+                "event": "http.request", "request_id": "\(request.requestID)", "method": "\(request.method?.rawValue ?? "-")",
                 "target": "\(request.target)", "status": "\(request.statusCode)",
+                "duration_ms": "\(Self.milliseconds(request.durationNanoseconds))",
             ]
-            if let nanoseconds = request.durationNanoseconds {
-                metadata["duration_ms"] = "\(String(format: "%.3f", Double(nanoseconds) / 1_000_000))"
-            }
             if let bytes = request.responseBodyBytes { metadata["bytes"] = "\(bytes)" }
             if let peer = request.peerAddress { metadata["peer"] = "\(peer.host)" }
             if !request.completed { metadata["aborted"] = "true" }
             logger.info("request", metadata: metadata)
         }
+    }
+
+    /// `nanoseconds` as milliseconds with three decimals (microseconds), without `String(format:)`.
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let microseconds = nanoseconds / 1_000
+        let fraction = String(microseconds % 1_000)
+        return "\(microseconds / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     /// Runs `LanguageRegistry.detect()` from synchronous code (not on the cooperative pool).
