@@ -257,13 +257,13 @@ __attribute__((noreturn)) static void cis_child_main(const struct cis_child_cont
     if (cis_dup_onto(plan->stdin_fd, 0) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 0);
     if (cis_dup_onto(plan->stdout_fd, 1) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 1);
     if (cis_dup_onto(plan->stderr_fd, 2) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 2);
-    // Above every descriptor init gets, so placing them below cannot clobber one still needed.
-    int moved_error = fcntl(error_fd, F_DUPFD_CLOEXEC, 100);
+    // Above init's fixed descriptors, so placing them there cannot clobber one still needed.
+    int moved_error = fcntl(error_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
     if (moved_error < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 0);
     error_fd = moved_error;
-    int moved_status = fcntl(status_fd, F_DUPFD_CLOEXEC, 100);
+    int moved_status = fcntl(status_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
     if (moved_status < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 1);
-    int image = fcntl(plan->init_fd, F_DUPFD_CLOEXEC, 100);
+    int image = fcntl(plan->init_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
     if (image < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 2);
     int keep[3] = {moved_error, moved_status, image};
     cis_sort3(keep);
