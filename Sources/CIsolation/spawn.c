@@ -361,6 +361,28 @@ static long cis_clone3_run(struct cis_clone_args *args, void (*function)(const v
 }
 
 static void cis_vfork_child_entry(const void *context) { cis_child_main(context); }
+
+/// The child's uid change marks the shared address space undumpable (the kernel does so on every
+/// uid change), which is what we want while a child that is already the slot uid still maps the
+/// server's memory. Once no such child is left, the server's own dumpability (core dumps of the
+/// server) comes back. Counting the children in flight under a lock means no restore can land
+/// while another slot's child is in that window.
+static pthread_mutex_t cis_vfork_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cis_vfork_in_flight = 0;
+static int cis_server_dumpable = -1;  ///< PR_GET_DUMPABLE before the first spawn
+
+static void cis_vfork_window_enter(void) {
+    pthread_mutex_lock(&cis_vfork_lock);
+    if (cis_vfork_in_flight++ == 0 && cis_server_dumpable < 0) cis_server_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    pthread_mutex_unlock(&cis_vfork_lock);
+}
+
+static void cis_vfork_window_leave(void) {
+    pthread_mutex_lock(&cis_vfork_lock);
+    if (--cis_vfork_in_flight == 0 && cis_server_dumpable == 1 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    pthread_mutex_unlock(&cis_vfork_lock);
+}
 #else
 #define CIS_HAVE_VFORK_CLONE3 0
 #endif
@@ -472,17 +494,15 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     // own. Not in user-namespace mode: the child waits there for maps that this thread, asleep
     // until the execve, would have to write.
     char stack[64 * 1024] __attribute__((aligned(16)));
-    int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     if (!user_namespace) {
         args.flags |= CLONE_VM | CLONE_VFORK;
         args.stack = (uint64_t)(uintptr_t)stack;
         args.stack_size = sizeof stack;
+        cis_vfork_window_enter();
         long rc = cis_clone3_run(&args, cis_vfork_child_entry, &context);
+        cis_vfork_window_leave();
         pid = rc < 0 ? -1 : (pid_t)rc;
         if (rc < 0) clone_errno = (int)-rc;
-        // The child's setresuid marked the shared mm undumpable (the kernel does that on every
-        // uid change); the server's own dumpability is restored now that the child has left it.
-        if (dumpable == 1 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     } else
 #endif
     {

@@ -460,6 +460,10 @@ struct Supervisor {
             return "sandbox setup failed at \(step) #\(error.index) (\(op.source ?? op.fstype ?? "") → \(op.path)): \(reason)"
         case Int32(CIS_STEP_CHDIR.rawValue):
             return "chdir \(spec.workingDirectory): \(reason)"
+        case Int32(CIS_STEP_INIT_EXEC.rawValue):
+            // init runs from a memfd: vm.memfd_noexec=2 or a security module can forbid that.
+            return "sandbox setup failed at \(step) (execveat of its memfd): \(reason) (errno \(error.error_number)); "
+                + "check that vm.memfd_noexec is 0 or 1 and that no security module denies executing memfds"
         default:
             return "sandbox setup failed at \(step): \(reason) (errno \(error.error_number))"
         }
