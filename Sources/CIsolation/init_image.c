@@ -11,6 +11,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,17 @@
 #define MFD_EXEC 0x0010U
 #endif
 
-/// Load address of the image and the file offset of the code: 64 KiB-aligned (the largest page
-/// size of the supported architectures), and the code as aligned in the file as in its section.
-enum { CIS_INIT_BASE = 0x400000, CIS_INIT_CODE_OFFSET = 256, CIS_INIT_PAGE = 0x10000 };
+/// Load address of the image: 64 KiB-aligned, the largest page size of the supported
+/// architectures.
+enum { CIS_INIT_BASE = 0x400000, CIS_INIT_PAGE = 0x10000, CIS_INIT_HEADERS = 256 };
+
+/// Where the code goes in the image: at the same offset within a 4 KiB page as in this process.
+/// x86_64 addresses code and data relative to the exact instruction, but aarch64's ADRP works in
+/// 4 KiB pages (ADRP + ADD), which only lands right if the copy keeps the page offset.
+static size_t cis_init_code_offset(const unsigned char *code) {
+    size_t offset = (uintptr_t)code & 0xfff;
+    return offset < CIS_INIT_HEADERS ? offset + 0x1000 : offset;
+}
 
 static int cis_write_all(int fd, const unsigned char *bytes, size_t length) {
     while (length > 0) {
@@ -44,7 +53,8 @@ int cis_init_image_fd(void) {
         errno = ENOSYS;
         return -1;
     }
-    size_t size = CIS_INIT_CODE_OFFSET + length;
+    size_t code_offset = cis_init_code_offset(code);
+    size_t size = code_offset + length;
     unsigned char *image = calloc(1, size);
     if (image == NULL) return -1;
 
@@ -61,7 +71,7 @@ int cis_init_image_fd(void) {
     header->e_machine = EM_AARCH64;
 #endif
     header->e_version = EV_CURRENT;
-    header->e_entry = CIS_INIT_BASE + CIS_INIT_CODE_OFFSET + entry;
+    header->e_entry = CIS_INIT_BASE + code_offset + entry;
     header->e_phoff = sizeof(Elf64_Ehdr);
     header->e_ehsize = sizeof(Elf64_Ehdr);
     header->e_phentsize = sizeof(Elf64_Phdr);
@@ -80,7 +90,7 @@ int cis_init_image_fd(void) {
     segments[1].p_type = PT_GNU_STACK;
     segments[1].p_flags = PF_R | PF_W;
     segments[1].p_align = 16;
-    memcpy(image + CIS_INIT_CODE_OFFSET, code, length);
+    memcpy(image + code_offset, code, length);
 
     int fd = memfd_create("sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     if (fd < 0 && errno == EINVAL) fd = memfd_create("sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
