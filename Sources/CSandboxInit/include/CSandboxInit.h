@@ -2,7 +2,8 @@
 //
 // The code lives in its own section ("cis_init") and uses no libc, no global data, no string
 // literals and no relocations to anything outside that section, so the section's bytes are a
-// complete position-independent program. At start-up CIsolation wraps them in a minimal static
+// complete position-independent program (copied at the same offset within a 4 KiB page, which
+// aarch64's page-relative ADRP addressing needs; x86_64 has run it, aarch64 only compiles). At start-up CIsolation wraps them in a minimal static
 // ELF image in a sealed memfd (cis_init_image_fd), which the sandbox executes as its init: the
 // server stays one binary, and init gets its own tiny address space instead of a copy of the
 // server's (see docs/isolation.md).
