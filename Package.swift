@@ -23,8 +23,17 @@ let package = Package(
     ],
     targets: [
         // MARK: Isolation — the sandbox.
+        // The sandbox's PID 1, freestanding: its code section is run as a program of its own.
+        .target(
+            name: "CSandboxInit",
+            cSettings: [.unsafeFlags([
+                "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fno-jump-tables",
+                "-fno-asynchronous-unwind-tables", "-fno-sanitize=all",
+            ])]
+        ),
         .target(
             name: "CIsolation",
+            dependencies: ["CSandboxInit"],
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("seccomp")]
         ),

@@ -62,6 +62,12 @@ int cis_build_seccomp_filter(void **program, uint16_t *length) {
     // The child sets no_new_privs itself, before loading.
     if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0) goto out;
     if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0) goto out;
+    // A binary search over syscall numbers instead of a linear list of ~70 comparisons. Besides
+    // the per-syscall cost, this matters once per run: attaching a filter makes the kernel
+    // emulate it for every syscall number (the seccomp action cache, built with interrupts off)
+    // and that emulation was a third of the spawn path's CPU with the linear list. libseccomp
+    // before 2.5 lacks the attribute; the linear filter is just slower there.
+    (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     if ((rc = cis_add_rules(ctx, cis_denied_eperm, sizeof cis_denied_eperm / sizeof *cis_denied_eperm,
                             SCMP_ACT_ERRNO(EPERM))) < 0)
         goto out;

@@ -12,6 +12,7 @@
 #endif
 
 #include "CIsolation.h"
+#include "CSandboxInit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +60,21 @@ const unsigned long CIS_MS_NODEV = MS_NODEV;
 const unsigned long CIS_MS_NOEXEC = MS_NOEXEC;
 const unsigned long CIS_MS_BIND = MS_BIND;
 const unsigned long CIS_MS_REC = MS_REC;
+
+/// clone3's argument (struct clone_args of linux/sched.h, which older headers lack).
+struct cis_clone_args {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+};
 
 // MARK: - Child side (async-signal-safe only)
 
@@ -134,39 +150,54 @@ static int cis_loopback_up(void) {
     return rc;
 }
 
-/// Closes every descriptor ≥ 3 except the two the child still needs.
-static int cis_close_other_fds(int keep_a, int keep_b) {
-    int low = keep_a < keep_b ? keep_a : keep_b;
-    int high = keep_a < keep_b ? keep_b : keep_a;
-    if (low > 3 && syscall(SYS_close_range, 3U, (unsigned)(low - 1), 0U) != 0) return -1;
-    if (high > low + 1 && syscall(SYS_close_range, (unsigned)(low + 1), (unsigned)(high - 1), 0U) != 0) return -1;
-    return (int)syscall(SYS_close_range, (unsigned)(high + 1), ~0U, 0U);
+/// Closes every descriptor ≥ 3 except the `count` in `keep` (sorted ascending, all ≥ 3).
+static int cis_close_fds_except(const int *keep, int count) {
+    unsigned int next = 3;
+    for (int i = 0; i < count; i++) {
+        if ((unsigned)keep[i] > next && syscall(SYS_close_range, next, (unsigned)keep[i] - 1, 0U) != 0) return -1;
+        next = (unsigned)keep[i] + 1;
+    }
+    return (int)syscall(SYS_close_range, next, ~0U, 0U);
 }
 
-struct cis_program_args {
+static void cis_sort3(int *values) {
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 2 - i; j++) {
+            if (values[j] > values[j + 1]) {
+                int swap = values[j];
+                values[j] = values[j + 1];
+                values[j + 1] = swap;
+            }
+        }
+    }
+}
+
+_Static_assert(CIS_INIT_STEP_FORK_PROGRAM == CIS_STEP_FORK_PROGRAM, "init's step numbers match cis_step");
+_Static_assert(CIS_INIT_STEP_SETSID == CIS_STEP_SETSID, "init's step numbers match cis_step");
+_Static_assert(CIS_INIT_STEP_EXEC == CIS_STEP_EXEC, "init's step numbers match cis_step");
+_Static_assert(CIS_INIT_STEP_ARGUMENTS == CIS_STEP_INIT_ARGUMENTS, "init's step numbers match cis_step");
+_Static_assert(sizeof(cis_program_status) == 32, "init writes a 32-byte status record");
+
+/// What the child needs besides the plan.
+struct cis_child_context {
     const cis_spawn_plan *plan;
     int error_fd;
     int status_fd;
+    int sync_fd;  ///< user-namespace mode: read end of the "maps written" pipe, else -1
+    char *const *init_argv;
 };
 
-/// The program's stack between clone and execve. init is a private (fork-like) copy of the
-/// parent, so this buffer is private to each sandbox; init is suspended while the program's
-/// process uses it (CLONE_VFORK).
-static char cis_program_stack[64 * 1024] __attribute__((aligned(16)));
-
-static int cis_program_main(void *context) {
-    const struct cis_program_args *args = context;
-    // Shares init's memory but not its descriptor table: closing here affects only this process.
-    close(args->status_fd);
-    // A new session: no controlling terminal to push input into (TIOCSTI).
-    if (setsid() < 0) cis_child_fail(args->error_fd, CIS_STEP_SETSID, errno, -1);
-    execve(args->plan->path, args->plan->argv, args->plan->envp);
-    cis_child_fail(args->error_fd, CIS_STEP_EXEC, errno, -1);
-}
-
-__attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan, int error_fd, int status_fd, int sync_fd) {
+/// Builds the sandbox, then execs init (CSandboxInit) as its PID 1. Runs either in a vfork-style
+/// child sharing the server's memory (CLONE_VM|CLONE_VFORK) or in a fork-like copy (user-namespace
+/// mode); everything here is written for both: no writes to memory but this stack and errno.
+__attribute__((noreturn)) static void cis_child_main(const struct cis_child_context *context) {
+    const cis_spawn_plan *plan = context->plan;
+    int error_fd = context->error_fd;
+    int status_fd = context->status_fd;
+    int sync_fd = context->sync_fd;
     // 1. Signals: the Swift runtime's crash handlers and the server's SIG_IGNs must not reach
-    //    the program. sigaction and sigprocmask are async-signal-safe.
+    //    the program. sigaction and sigprocmask are async-signal-safe, and the child has its own
+    //    handler table (no CLONE_SIGHAND).
     struct sigaction default_action;
     memset(&default_action, 0, sizeof default_action);
     default_action.sa_handler = SIG_DFL;
@@ -178,7 +209,8 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
     sigemptyset(&empty);
     if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) cis_child_fail(error_fd, CIS_STEP_SIGNALS, errno, -1);
 
-    // 2. If the spawning thread dies, so does the sandbox.
+    // 2. If the spawning thread dies, so does the sandbox (set again after the uid change, which
+    //    clears it).
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) cis_child_fail(error_fd, CIS_STEP_PDEATHSIG, errno, -1);
 
     // User-namespace mode: wait until the parent has written our uid/gid maps, then become the
@@ -220,13 +252,29 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
         cis_child_fail(error_fd, CIS_STEP_HOSTNAME, errno, -1);
     if (chdir(plan->work_dir) != 0) cis_child_fail(error_fd, CIS_STEP_CHDIR, errno, -1);
 
-    // 7. stdio, then only fds 0-2 (+ our two CLOEXEC pipes, gone at exec) stay open.
+    // 7. stdio; the error and status pipes move to init's fixed descriptors; everything else is
+    //    closed but init's image (CLOEXEC: gone at init's execve).
     if (cis_dup_onto(plan->stdin_fd, 0) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 0);
     if (cis_dup_onto(plan->stdout_fd, 1) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 1);
     if (cis_dup_onto(plan->stderr_fd, 2) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 2);
-    if (cis_close_other_fds(error_fd, status_fd) != 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, -1);
+    // Above init's fixed descriptors, so placing them there cannot clobber one still needed.
+    int moved_error = fcntl(error_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
+    if (moved_error < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 0);
+    error_fd = moved_error;
+    int moved_status = fcntl(status_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
+    if (moved_status < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 1);
+    int image = fcntl(plan->init_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
+    if (image < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 2);
+    int keep[3] = {moved_error, moved_status, image};
+    cis_sort3(keep);
+    if (cis_close_fds_except(keep, 3) != 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 3);
+    if (dup2(moved_error, CIS_INIT_ERROR_FD) < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 4);
+    error_fd = CIS_INIT_ERROR_FD;
+    close(moved_error);
+    if (dup2(moved_status, CIS_INIT_STATUS_FD) < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 5);
+    close(moved_status);
 
-    // 8. rlimits (prlimit64 is a plain syscall).
+    // 8. rlimits (prlimit64 is a plain syscall; they are per process, not per address space).
     for (size_t i = 0; i < plan->rlimit_count; i++) {
         struct rlimit64 limit = {.rlim_cur = plan->rlimits[i].soft, .rlim_max = plan->rlimits[i].hard};
         if (syscall(SYS_prlimit64, 0, plan->rlimits[i].resource, &limit, NULL) != 0)
@@ -243,97 +291,104 @@ __attribute__((noreturn)) static void cis_child_main(const cis_spawn_plan *plan,
     if (!in_user_namespace && cis_raw_setgroups_none() != 0) cis_child_fail(error_fd, CIS_STEP_SETGROUPS, errno, -1);
     if (cis_raw_setresgid(plan->gid) != 0) cis_child_fail(error_fd, CIS_STEP_SETGID, errno, -1);
     if (cis_raw_setresuid(plan->uid) != 0) cis_child_fail(error_fd, CIS_STEP_SETUID, errno, -1);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) cis_child_fail(error_fd, CIS_STEP_PDEATHSIG, errno, -1);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cis_child_fail(error_fd, CIS_STEP_NO_NEW_PRIVS, errno, -1);
-    // init never execs: keep it undumpable so the program cannot open /proc/1/mem or similar.
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    // 10. seccomp last before the program: one syscall with the program compiled in the parent.
+    // 10. seccomp: one syscall with the program compiled in the parent. init runs under it too.
     if (plan->seccomp_filter != NULL) {
         struct sock_fprog program = {.len = plan->seccomp_length, .filter = (struct sock_filter *)plan->seccomp_filter};
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0)
             cis_child_fail(error_fd, CIS_STEP_SECCOMP, errno, -1);
     }
 
-    // 11. Start the program. CLONE_VM|CLONE_VFORK (as posix_spawn does): the child borrows
-    //     init's memory and a private stack until execve, so init's page tables (a copy of the
-    //     server's) are not copied a second time; init sleeps until the exec or the failure.
-    struct cis_program_args args = {.plan = plan, .error_fd = error_fd, .status_fd = status_fd};
-    pid_t program = clone(cis_program_main, cis_program_stack + sizeof cis_program_stack,
-                          CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-    if (program < 0) cis_child_fail(error_fd, CIS_STEP_FORK_PROGRAM, errno, -1);
-
-    // init: the error pipe's last writer is the program; its exec closed it (CLOEXEC).
-    close(error_fd);
-
-    // Forward termination-type signals from the supervisor to the program through a signalfd
-    // (all state on this stack: init may share the server's memory). Blocking them only now
-    // keeps the program's mask clean; PID 1 of a namespace receives signals from inside it only
-    // if it handles them, and a blocked signal is not handled, so the job cannot poke init.
-    sigset_t watched;
-    sigemptyset(&watched);
-    const int forwarded[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&watched, forwarded[i]);
-    sigprocmask(SIG_BLOCK, &watched, NULL);
-    int signals = signalfd(-1, &watched, SFD_CLOEXEC);
-
-    cis_program_status report;
-    memset(&report, 0, sizeof report);
-    for (int done = 0; !done;) {
-        // Reap everything that has ended (orphans too); a SIGCHLD raised before the block above
-        // was discarded, so always look before sleeping.
-        for (;;) {
-            int status = 0;
-            struct rusage usage;
-            pid_t reaped = wait4(-1, &status, __WALL | WNOHANG, &usage);
-            if (reaped <= 0) break;
-            if (reaped == program) {
-                report.wait_status = status;
-                report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
-                report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-                report.max_rss_kib = usage.ru_maxrss;
-                done = 1;
-                break;
-            }
-        }
-        if (done) break;
-        struct signalfd_siginfo info;
-        if (signals < 0) {
-            // No signalfd: fall back to a blocking wait for the program alone.
-            int status = 0;
-            struct rusage usage;
-            if (wait4(program, &status, __WALL, &usage) == program) {
-                report.wait_status = status;
-                report.user_usec = (int64_t)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec;
-                report.system_usec = (int64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-                report.max_rss_kib = usage.ru_maxrss;
-                break;
-            }
-            continue;
-        }
-        ssize_t n = read(signals, &info, sizeof info);
-        if (n == (ssize_t)sizeof info && info.ssi_signo != SIGCHLD) kill(program, (int)info.ssi_signo);
-    }
-    ssize_t ignored = write(status_fd, &report, sizeof report);
-    (void)ignored;
-    // Exiting as PID 1 makes the kernel SIGKILL every process left in the namespace.
-    _exit(0);
+    // 11. Become init: a small program with an address space of its own (in vfork mode this also
+    //     hands the server's memory back to the server and wakes the spawning thread). init
+    //     starts the program and reaps (CSandboxInit/init.c).
+    syscall(SYS_execveat, image, "", context->init_argv, plan->envp, AT_EMPTY_PATH);
+    cis_child_fail(error_fd, CIS_STEP_INIT_EXEC, errno, -1);
 }
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define CIS_HAVE_VFORK_CLONE3 1
+/// clone3 for a child that shares our memory (CLONE_VM): the child starts on `args->stack`, where
+/// it calls `function(argument)`, and exits if that ever returns. raw syscall() cannot do this
+/// (the child would return into a frame on a stack that is not its own). Returns the pid or
+/// -errno in the parent.
+static long cis_clone3_run(struct cis_clone_args *args, void (*function)(const void *), const void *argument) {
+#if defined(__x86_64__)
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *rdi __asm__("rdi") = args;
+    register long rsi __asm__("rsi") = (long)sizeof *args;
+    register void *r12 __asm__("r12") = (void *)function;
+    register const void *r13 __asm__("r13") = argument;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "xor %%ebp, %%ebp\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     "call *%%r12\n\t"
+                     "mov $127, %%edi\n\t"
+                     "mov %[exit_group], %%eax\n\t"
+                     "syscall\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "+r"(rax)
+                     : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13), [exit_group] "i"(SYS_exit_group)
+                     : "rcx", "r11", "memory");
+    return rax;
+#else
+    register long x8 __asm__("x8") = SYS_clone3;
+    register void *x0 __asm__("x0") = args;
+    register long x1 __asm__("x1") = (long)sizeof *args;
+    register void *x9 __asm__("x9") = (void *)function;
+    register const void *x10 __asm__("x10") = argument;
+    __asm__ volatile("svc #0\n\t"
+                     "cbnz x0, 1f\n\t"
+                     "mov x29, xzr\n\t"
+                     "mov x30, xzr\n\t"
+                     "mov x0, x10\n\t"
+                     "blr x9\n\t"
+                     "mov x0, #127\n\t"
+                     "mov x8, %[exit_group]\n\t"
+                     "svc #0\n\t"
+                     "brk #0\n"
+                     "1:"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x9), "r"(x10), [exit_group] "i"(SYS_exit_group)
+                     : "memory");
+    return (long)x0;
+#endif
+}
+
+static void cis_vfork_child_entry(const void *context) { cis_child_main(context); }
+
+/// The child's uid change marks the shared address space undumpable (the kernel does so on every
+/// uid change), which is what we want while a child that is already the slot uid still maps the
+/// server's memory. Once no such child is left, the server's own dumpability (core dumps of the
+/// server) comes back. Counting the children in flight under a lock means no restore can land
+/// while another slot's child is in that window.
+static pthread_mutex_t cis_vfork_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cis_vfork_in_flight = 0;
+static int cis_server_dumpable = -1;  ///< PR_GET_DUMPABLE before the first spawn
+
+static void cis_vfork_window_enter(void) {
+    pthread_mutex_lock(&cis_vfork_lock);
+    if (cis_vfork_in_flight++ == 0 && cis_server_dumpable < 0) cis_server_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    pthread_mutex_unlock(&cis_vfork_lock);
+}
+
+static void cis_vfork_window_leave(void) {
+    pthread_mutex_lock(&cis_vfork_lock);
+    if (--cis_vfork_in_flight == 0 && cis_server_dumpable == 1 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    pthread_mutex_unlock(&cis_vfork_lock);
+}
+#else
+#define CIS_HAVE_VFORK_CLONE3 0
+#endif
 
 // MARK: - Parent side
 
-struct cis_clone_args {
-    uint64_t flags;
-    uint64_t pidfd;
-    uint64_t child_tid;
-    uint64_t parent_tid;
-    uint64_t exit_signal;
-    uint64_t stack;
-    uint64_t stack_size;
-    uint64_t tls;
-    uint64_t set_tid;
-    uint64_t set_tid_size;
-    uint64_t cgroup;
-};
 
 
 /// Writes /proc/PID/{setgroups,uid_map,gid_map} for a child in a new user namespace.
@@ -359,28 +414,40 @@ static int cis_write_id_maps(pid_t pid, const char *uid_map, const char *gid_map
 
 int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     memset(result, 0, sizeof *result);
-    if (plan->root == NULL || plan->work_dir == NULL || plan->path == NULL || plan->argv == NULL || plan->envp == NULL) {
-        result->pid = -1;
-        result->pidfd = -1;
-        result->status_fd = -1;
-        result->error = (cis_child_error){CIS_STEP_CLONE, EINVAL, -1};
-        return -1;
-    }
     result->pid = -1;
     result->pidfd = -1;
     result->status_fd = -1;
     result->error.index = -1;
+    if (plan->root == NULL || plan->work_dir == NULL || plan->path == NULL || plan->argv == NULL || plan->envp == NULL ||
+        plan->init_fd < 0) {
+        result->error = (cis_child_error){CIS_STEP_CLONE, EINVAL, -1};
+        return -1;
+    }
+
+    // init's argv: a name, the program's path, then the program's argv (see CSandboxInit.h).
+    size_t argument_count = 0;
+    while (plan->argv[argument_count] != NULL) argument_count++;
+    char **init_argv = malloc((argument_count + 3) * sizeof *init_argv);
+    if (init_argv == NULL) {
+        result->error = (cis_child_error){CIS_STEP_CLONE, ENOMEM, 3};
+        return -1;
+    }
+    init_argv[0] = (char *)"sandbox-init";
+    init_argv[1] = (char *)plan->path;
+    for (size_t i = 0; i <= argument_count; i++) init_argv[i + 2] = plan->argv[i];
 
     int error_pipe[2];
     int status_pipe[2];
     if (pipe2(error_pipe, O_CLOEXEC) != 0) {
         result->error = (cis_child_error){CIS_STEP_CLONE, errno, 0};
+        free(init_argv);
         return -1;
     }
     if (pipe2(status_pipe, O_CLOEXEC) != 0) {
         int saved = errno;
         close(error_pipe[0]);
         close(error_pipe[1]);
+        free(init_argv);
         result->error = (cis_child_error){CIS_STEP_CLONE, saved, 1};
         return -1;
     }
@@ -394,6 +461,7 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         close(error_pipe[1]);
         close(status_pipe[0]);
         close(status_pipe[1]);
+        free(init_argv);
         result->error = (cis_child_error){CIS_STEP_CLONE, saved, 2};
         return -1;
     }
@@ -414,25 +482,50 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)plan->cgroup_dir_fd;
     }
-    // Without CLONE_VM and without a stack, clone3 behaves like fork: the child continues here on
-    // a copy-on-write copy of this thread's stack. init must NOT share our memory (CLONE_VM, as a
-    // vfork child would): the OOM killer and a core dump both kill every process sharing the
-    // victim's mm, so a job's memory-cgroup OOM choosing init would take the server down with it.
-    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0 && errno == ENOSYS && plan->cgroup_dir_fd < 0) {
-        pidfd = -1;
-        pid = (pid_t)syscall(SYS_clone, (unsigned long)(plan->namespaces | SIGCHLD), 0UL, NULL, NULL, 0UL);
+    struct cis_child_context context = {
+        .plan = plan, .error_fd = error_pipe[1], .status_fd = status_pipe[1], .sync_fd = sync_pipe[0], .init_argv = init_argv};
+    pid_t pid;
+    int clone_errno = 0;
+#if CIS_HAVE_VFORK_CLONE3
+    // The child borrows our memory until it execs init (CLONE_VM|CLONE_VFORK, as posix_spawn
+    // does): no copy of the server's page tables, no copy-on-write faults on either side, no
+    // teardown of a copy when the run ends. Safe against the OOM killer: it never picks a vfork
+    // child (in_vfork() in oom_badness), and after the execve init has an address space of its
+    // own. Not in user-namespace mode: the child waits there for maps that this thread, asleep
+    // until the execve, would have to write.
+    char stack[64 * 1024] __attribute__((aligned(16)));
+    if (!user_namespace) {
+        args.flags |= CLONE_VM | CLONE_VFORK;
+        args.stack = (uint64_t)(uintptr_t)stack;
+        args.stack_size = sizeof stack;
+        cis_vfork_window_enter();
+        long rc = cis_clone3_run(&args, cis_vfork_child_entry, &context);
+        cis_vfork_window_leave();
+        pid = rc < 0 ? -1 : (pid_t)rc;
+        if (rc < 0) clone_errno = (int)-rc;
+    } else
+#endif
+    {
+        // Without CLONE_VM and without a stack, clone3 behaves like fork: the child continues
+        // here on a copy-on-write copy of this thread's stack, and its copy of the server's
+        // memory is dropped when it execs init.
+        pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0 && errno == ENOSYS && plan->cgroup_dir_fd < 0) {
+            pidfd = -1;
+            pid = (pid_t)syscall(SYS_clone, (unsigned long)(plan->namespaces | SIGCHLD), 0UL, NULL, NULL, 0UL);
+        }
+        if (pid == 0) {
+            close(error_pipe[0]);
+            close(status_pipe[0]);
+            if (sync_pipe[1] >= 0) close(sync_pipe[1]);
+            cis_child_main(&context);
+        }
+        if (pid < 0) clone_errno = errno;
     }
-    if (pid == 0) {
-        close(error_pipe[0]);
-        close(status_pipe[0]);
-        if (sync_pipe[1] >= 0) close(sync_pipe[1]);
-        cis_child_main(plan, error_pipe[1], status_pipe[1], sync_pipe[0]);
-    }
-    int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(error_pipe[1]);
     close(status_pipe[1]);
+    free(init_argv);
 
     if (pid < 0) {
         close(error_pipe[0]);
@@ -454,7 +547,8 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         (void)map_error;  // a failure surfaces as the child's CIS_STEP_USER_NAMESPACE report
     }
 
-    // EOF on the error pipe means the program has been exec'd; a record means a step failed.
+    // EOF on the error pipe means the program has been exec'd; a record means a step failed
+    // (in the child, in init, or the program's execve).
     cis_child_error report;
     size_t received = 0;
     while (received < sizeof report) {

@@ -73,6 +73,9 @@ public final class Sandbox: Sendable {
     private let slotNetworkNamespaces: [Int32]
     /// The host's network namespace, for runs that ask for the network.
     let hostNetworkNamespace: Int32
+    /// The sandbox's init program: a sealed memfd (read-only, CLOEXEC) built from CSandboxInit
+    /// at start-up and executed as PID 1 of every run.
+    let initImage: Int32
     private let freeSlots: Mutex<[Int]>
     private let slotSemaphore: DispatchSemaphore
     private let closed = Atomic<Bool>(false)
@@ -106,11 +109,22 @@ public final class Sandbox: Sendable {
         let users = (0..<configuration.slots).map { (uid: configuration.firstUID + UInt32($0), gid: configuration.firstUID + UInt32($0)) }
         layout = try HostLayout.prepare(workRoot: work, sandboxUsers: users)
         seccomp = try SeccompProgram()
-        cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
+        let image = cis_init_image_fd()
+        guard image >= 0 else {
+            throw SandboxError(.system, "create the sandbox's init image in a memfd (memfd_create, sealing and exec of a memfd are needed; vm.memfd_noexec must be 0 or 1)", errno: errno)
+        }
+        initImage = image
+        do {
+            cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
+        } catch {
+            Glibc.close(image)
+            throw error
+        }
         do {
             try cgroups.setUp(slots: configuration.slots)
         } catch {
             cgroups.tearDown()
+            Glibc.close(image)
             throw error
         }
         boxes = users.enumerated().map { index, user in
@@ -128,6 +142,7 @@ public final class Sandbox: Sendable {
             spawners.forEach { $0.stop() }
             namespaces.forEach { Glibc.close($0) }
             cgroups.tearDown()
+            Glibc.close(image)
         }
         let host = Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
         guard host >= 0 else {
@@ -208,6 +223,7 @@ public final class Sandbox: Sendable {
         spawners.forEach { $0.stop() }
         slotNetworkNamespaces.forEach { Glibc.close($0) }
         Glibc.close(hostNetworkNamespace)
+        Glibc.close(initImage)
         cgroups.tearDown()
         for box in boxes { box.destroy() }
         let work = configuration.workRoot

@@ -236,6 +236,7 @@ struct Supervisor {
                                 plan.netns_fd = spec.network ? sandbox.hostNetworkNamespace : -1
                                 plan.uid_map = userNamespace ? idMapText : nil
                                 plan.gid_map = userNamespace ? idMapText : nil
+                                plan.init_fd = sandbox.initImage
                                 return spawner.spawn(&plan, &spawned)
                             }
                         }
@@ -444,7 +445,8 @@ struct Supervisor {
         10: "sethostname", 11: "enter the network namespace", 12: "chdir to working directory", 13: "setrlimit",
         14: "redirect stdio", 15: "close descriptors", 16: "drop capabilities", 17: "setgroups", 18: "setresgid",
         19: "setresuid", 20: "set no_new_privs", 21: "load seccomp filter", 22: "fork the program",
-        23: "setsid", 24: "execve", 25: "clone",
+        23: "setsid", 24: "execve", 25: "clone", 26: "enter the user namespace", 27: "start the sandbox's init",
+        28: "pass the program to init",
     ]
 
     private func describe(_ error: cis_child_error, plan: MountPlan, spec: RunSpec) -> String {
@@ -458,6 +460,10 @@ struct Supervisor {
             return "sandbox setup failed at \(step) #\(error.index) (\(op.source ?? op.fstype ?? "") → \(op.path)): \(reason)"
         case Int32(CIS_STEP_CHDIR.rawValue):
             return "chdir \(spec.workingDirectory): \(reason)"
+        case Int32(CIS_STEP_INIT_EXEC.rawValue):
+            // init runs from a memfd: vm.memfd_noexec=2 or a security module can forbid that.
+            return "sandbox setup failed at \(step) (execveat of its memfd): \(reason) (errno \(error.error_number)); "
+                + "check that vm.memfd_noexec is 0 or 1 and that no security module denies executing memfds"
         default:
             return "sandbox setup failed at \(step): \(reason) (errno \(error.error_number))"
         }

@@ -99,6 +99,8 @@ typedef struct cis_spawn_plan {
     /// "deny" before the child continues; `uid`/`gid` are then ids inside the namespace.
     const char *_Nullable uid_map;
     const char *_Nullable gid_map;
+    /// The sandbox's init program (cis_init_image_fd), executed as PID 1 once the sandbox is set up.
+    int init_fd;
 } cis_spawn_plan;
 
 /// Steps the child can fail at, reported over the error pipe.
@@ -130,6 +132,8 @@ typedef enum cis_step {
     CIS_STEP_EXEC = 24,
     CIS_STEP_CLONE = 25,
     CIS_STEP_USER_NAMESPACE = 26,
+    CIS_STEP_INIT_EXEC = 27,
+    CIS_STEP_INIT_ARGUMENTS = 28,
 } cis_step;
 
 /// What the child sends over the error pipe when a step fails.
@@ -155,6 +159,11 @@ typedef struct cis_spawn_result {
     int status_fd;         ///< read end of the status pipe (CLOEXEC), or -1
     cis_child_error error; ///< step NONE on success
 } cis_spawn_result;
+
+/// Creates the executable image of the sandbox's init (see CSandboxInit.h) in a sealed memfd and
+/// returns a read-only O_CLOEXEC descriptor of it, or -1 with errno (ENOSYS: no init for this
+/// architecture).
+int cis_init_image_fd(void);
 
 /// Clones the sandbox and waits until the program has been exec'd (or a step failed).
 /// Returns 0 when the program runs; -1 with `result->error` set otherwise (the child, if any, has

@@ -30,6 +30,9 @@ struct BenchSandbox: ParsableCommand {
     @Flag(help: "Skip the throughput measurement.")
     var noThroughput = false
 
+    @Option(name: .customLong("programs"), help: "Measure only these programs (true, python; comma-separated), e.g. for perf stat per run.")
+    var programFilter: String?
+
     @OptionGroup var sandboxOptions: SandboxOptions
 
     struct Program {
@@ -41,10 +44,12 @@ struct BenchSandbox: ParsableCommand {
         let sandbox = try Sandbox(configuration: sandboxOptions.configuration(slots: max(runners, 1)))
         defer { sandbox.close() }
         let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let selected = programFilter.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         let programs = [
-            Program(name: "/bin/true", argv: ["/bin/true"]),
-            Program(name: "python3 -c pass", argv: ["/usr/bin/python3", "-c", "pass"]),
-        ]
+            (key: "true", program: Program(name: "/bin/true", argv: ["/bin/true"])),
+            (key: "python", program: Program(name: "python3 -c pass", argv: ["/usr/bin/python3", "-c", "pass"])),
+        ].filter { selected?.contains($0.key) ?? true }.map(\.program)
+        guard !programs.isEmpty else { throw ValidationError("--programs takes true, python or both") }
         print("sandbox benchmark: \(runs) runs each after \(warmup) warm-up, interleaved; cgroup v\(sandbox.cgroupVersion) at \(sandbox.cgroupLocation); \(Sandbox.processorCount) CPUs")
         print("full sandbox = cgroup setup → pid/mount/net/ipc/uts/cgroup namespaces → mounts → seccomp → exec → wait → accounting → cleanup\n")
 

@@ -1,0 +1,70 @@
+import Dispatch
+import Glibc
+import Synchronization
+import Testing
+
+@testable import Isolation
+
+/// The spawn path (docs/isolation.md, "Life of a run" 4–6): the sandbox's PID 1 is the small
+/// freestanding init with an address space of its own, never a copy of the server's.
+@Suite("spawn path", .enabled(if: isRoot, "needs root"), .timeLimit(.minutes(2)))
+struct SpawnPathTests {
+    /// Fields of /proc/PID/status by name.
+    private func status(of pid: Int32) -> [String: String] {
+        guard let text = try? System.readFile("/proc/\(pid)/status") else { return [:] }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...].drop(while: \.isWhitespace))
+        }
+        return fields
+    }
+
+    /// Size in KiB of a status field like "VmSize:  1234 kB".
+    private func kibibytes(_ field: String?) -> Int? {
+        field.flatMap { Int($0.split(separator: " ").first ?? "") }
+    }
+
+    @Test func initIsASmallProgramOfItsOwnNotACopyOfTheServer() throws {
+        let fixture = try SandboxFixture(slots: 1)
+        let finished = DispatchSemaphore(value: 0)
+        let outcome = Mutex<RunResult?>(nil)
+        let sandbox = fixture.sandbox
+        DispatchQueue.global().async {
+            let result = sandbox.run(RunSpec(executable: "/usr/bin/python3", arguments: ["-c", "import time; time.sleep(2)"]))
+            outcome.withLock { $0 = result }
+            finished.signal()
+        }
+        // Find the run's PID 1 among the slot uid's processes: its last NSpid is 1.
+        var initStatus: [String: String]?
+        var initExecutable = ""
+        var initProcOwner: uid_t?
+        for _ in 0..<150 where initStatus == nil {
+            for pid in hostProcesses(withUIDs: fixture.uids) {
+                let fields = status(of: pid)
+                if fields["NSpid"]?.split(separator: "\t").last == "1" {
+                    initStatus = fields
+                    var buffer = [CChar](repeating: 0, count: 256)
+                    let length = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+                    var info = stat()
+                    if stat("/proc/\(pid)/mem", &info) == 0 { initProcOwner = info.st_uid }
+                    if length > 0 { initExecutable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+                }
+            }
+            if initStatus == nil { usleep(20_000) }
+        }
+        finished.wait()
+        #expect(outcome.withLock { $0?.status } == .ok, "\(String(describing: outcome.withLock { $0 }))")
+        let found = try #require(initStatus, "the run's init was never seen")
+        let initSize = try #require(kibibytes(found["VmSize"]), "VmSize of init: \(found)")
+        let serverSize = try #require(kibibytes(status(of: getpid())["VmSize"]))
+        // A copy of the server would be as large as the server (hundreds of MiB of mappings);
+        // the freestanding init is its code page, a stack and the vDSO.
+        #expect(initSize < 2048, "init maps \(initSize) KiB; the server \(serverSize) KiB")
+        #expect(initExecutable.hasPrefix("/memfd:sandbox-init"), "init runs \(initExecutable)")
+        // It runs as the slot uid but is undumpable (it makes itself so before the program
+        // exists), so its /proc/PID/mem belongs to root and the program cannot open it.
+        #expect(found["Uid"]?.split(separator: "\t").first.map(String.init) == String(fixture.sandbox.configuration.firstUID))
+        #expect(initProcOwner == 0)
+    }
+}
