@@ -67,8 +67,13 @@ public protocol JobStore: Sendable {
     /// for an unknown id.
     func deleteFinished(id: JobID) throws(JobStoreError) -> Bool
 
-    /// How many jobs are in each state.
+    /// How many jobs are in each state (scans every job: for occasional callers such as a
+    /// metrics scrape; the admission check uses ``queuedCount()``).
     func countsByState() throws(JobStoreError) -> StateCounts
+
+    /// How many jobs are queued, counted over an index range holding only them: the cost grows with the
+    /// queue, never with the history kept.
+    func queuedCount() throws(JobStoreError) -> Int
 
     /// Jobs counted by language, by outcome, and by UTC day of creation for the days from
     /// `createdSince`'s day on — aggregate queries, never loading jobs.

@@ -460,6 +460,14 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// `count(*)` over the `state = 'queued'` range of the `(state, created_at)` index: covering,
+    /// so no job row is read.
+    public func queuedCount() throws(JobStoreError) -> Int {
+        try read { connection in
+            Int(try connection.scalar("SELECT count(*) FROM jobs INDEXED BY jobs_state_created WHERE state = 'queued'") ?? 0)
+        }
+    }
+
     /// Grouped scans of the `jobs_statistics` and `jobs_state_created` indexes, plus one test
     /// lookup per runtime error (see `JobStore.statistics`); requests and results are never read.
     public func statistics(createdSince: Timestamp) throws(JobStoreError) -> JobStatistics {

@@ -282,7 +282,7 @@ final class JobService: Sendable {
         if let cached = queueDepthCache.withLock({ $0 }), now - cached.measuredAt < Self.queueDepthCacheNanoseconds {
             return cached.queued
         }
-        let queued = try storeCall { () throws(JobStoreError) in try store.countsByState().queued }
+        let queued = try storeCall { () throws(JobStoreError) in try store.queuedCount() }
         queueDepthCache.withLock { $0 = (now, queued) }
         return queued
     }
