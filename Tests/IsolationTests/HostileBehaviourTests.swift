@@ -348,7 +348,7 @@ struct HostileBehaviourTests {
         let canary = "/tmp/sandbox-canary-clear-\(getpid())"
         try System.createFile(canary, contents: Array("keep me".utf8))
         defer { unlink(canary) }
-        try fixture.sandbox.withSlot { slot in
+        fixture.sandbox.withSlot { slot in
             let polluter = slot.run(RunSpec(executable: "/usr/bin/python3", arguments: ["-c", """
                 import os
                 d = "/box"

@@ -119,7 +119,7 @@ struct SandboxFunctionalTests {
     @Test func cppJavaNodeAndBashWork() throws {
         let fixture = try SandboxFixture(slots: 1)
         let roomy = ResourceLimits(cpuTimeMilliseconds: 20_000, wallTimeMilliseconds: 40_000, memoryBytes: 1 << 30, processes: 128)
-        try fixture.sandbox.withSlot { slot in
+        fixture.sandbox.withSlot { slot in
             let cpp = slot.run(RunSpec(executable: "/usr/bin/g++", arguments: ["-O2", "-o", "a", "a.cpp"],
                                        files: [BoxFile(path: "a.cpp", text: "#include <iostream>\nint main(){std::cout<<\"c++ ok\"<<std::endl;}")],
                                        limits: roomy))

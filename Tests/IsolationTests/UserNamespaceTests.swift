@@ -27,7 +27,7 @@ struct UserNamespaceTests {
 
     @Test func theHostSeesTheJobAsTheSlotUid() throws {
         let fixture = try SandboxFixture(slots: 1, userNamespace: true)
-        try fixture.sandbox.withSlot { slot in
+        fixture.sandbox.withSlot { slot in
             let result = slot.run(RunSpec(executable: "/bin/sh", arguments: ["-c", "echo data > /box/made"], box: .fresh))
             #expect(result.status == .ok, "\(result)")
             var info = stat()
@@ -84,7 +84,7 @@ struct UserNamespaceTests {
 
     @Test func compileOnceAndCopyOnWriteWork() throws {
         let fixture = try SandboxFixture(slots: 1, userNamespace: true)
-        try fixture.sandbox.withSlot { slot in
+        fixture.sandbox.withSlot { slot in
             let compile = slot.run(RunSpec(executable: "/usr/bin/gcc", arguments: ["-o", "main", "main.c"],
                                            files: [BoxFile(path: "main.c", text: "#include <stdio.h>\nint main(){puts(\"userns\");return 0;}")],
                                            limits: ResourceLimits(cpuTimeMilliseconds: 10_000, wallTimeMilliseconds: 20_000)))

@@ -37,9 +37,10 @@ final class JobRunnerPool: Sendable {
         self.logger = logger
         completionSlots = DispatchSemaphore(value: max(1, workers))
         completions = WorkQueue(threads: max(1, workers), name: "job-completion")
-        var host = [CChar](repeating: 0, count: 256)
+        var host = [UInt8](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
-        workerPrefix = "\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let hostName = String(decoding: host.prefix { $0 != 0 }, as: UTF8.self)
+        workerPrefix = "\(hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
     private var leaseMilliseconds: Int64 { Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000) }

@@ -129,12 +129,11 @@ struct ServerLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let explicit { merged.merge(explicit) { $1 } }
-        let entry = LogEntry(date: Date(), level: level, label: label, message: message.description, metadata: merged)
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        let entry = LogEntry(date: Date(), level: event.level, label: label, message: event.message.description, metadata: merged)
         output.write(output.format == .json ? entry.jsonLine : entry.textLine)
     }
 }

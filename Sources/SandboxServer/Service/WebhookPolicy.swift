@@ -29,7 +29,7 @@ struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         var raw = in6_addr()
         withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: bytes) }
         inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`).
