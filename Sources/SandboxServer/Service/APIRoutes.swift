@@ -163,7 +163,14 @@ struct APIRoutes: Sendable {
             name: "sandbox-server", version: serverInfo.version,
             languages: serverInfo.languages.filter(\.isAvailable).map(\.language.id),
             limits: ServerLimitsView(serverInfo.limits), maxWaitSeconds: Int(service.configuration.maxWait.components.seconds),
-            features: serverInfo.features))
+            features: currentFeatures()))
+    }
+
+    /// The configured features, with `auth` as the keys are now (a SIGHUP reload can add or
+    /// remove every key).
+    func currentFeatures() -> [String] {
+        let others = serverInfo.features.filter { $0 != "auth" }
+        return authenticator.isEnabled ? others + ["auth"] : others
     }
 
     /// The Prometheus text exposition of ``JobService/metrics``.

@@ -106,7 +106,6 @@ final class SandboxService: Sendable {
         webhooks = WebhookSender(store: store, policy: policy, secret: settings.webhookSecret, logger: logger,
                                  pollInterval: webhookPollInterval, metrics: metrics)
         var features: [String] = ["webhooks", "events", "batch", "idempotency"]
-        if !settings.apiKeys.isEmpty { features.append("auth") }
         if settings.webhookSecret != nil { features.append("webhook_signatures") }
         if settings.allowNetwork { features.append("network") }
         routes = APIRoutes(

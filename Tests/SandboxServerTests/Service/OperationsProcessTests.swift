@@ -200,7 +200,9 @@ struct OperationsProcessTests {
         try Data(#"{"log-level": "info"}"#.utf8).write(to: URL(fileURLWithPath: config))
         // No --log-format flag: it would win over the config file.
         try await server.start(["--workers", "1", "--config", config], jsonLog: false)
-        #expect(try await server.api.get("/v1/info").status == 200)
+        let openInfo = try await server.api.get("/v1/info")
+        #expect(openInfo.status == 200)
+        #expect((openInfo.json["features"] as? [String])?.contains("auth") == false)
 
         // logrotate: rename the file, then SIGHUP; the server writes to a new file at the path.
         let rotated = server.logPath + ".1"
@@ -219,7 +221,9 @@ struct OperationsProcessTests {
 
         // The new keys are in force at once.
         #expect(try await server.api.get("/v1/info").status == 401)
-        #expect(try await server.api.get("/v1/info", headers: ["Authorization": "Bearer reloaded-key"]).status == 200)
+        let keyedInfo = try await server.api.get("/v1/info", headers: ["Authorization": "Bearer reloaded-key"])
+        #expect(keyedInfo.status == 200)
+        #expect((keyedInfo.json["features"] as? [String])?.contains("auth") == true, "/v1/info says auth is on: \(keyedInfo)")
 
         // An invalid file: one clear error, the previous settings stay.
         try Data(#"{"log-level": "loud", "api-keys": ""}"#.utf8).write(to: URL(fileURLWithPath: config))
