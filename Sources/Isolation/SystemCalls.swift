@@ -30,6 +30,17 @@ enum System {
         }
     }
 
+    /// Writes `value` at offset 0 of a kept-open interface file (cgroup files ignore the offset;
+    /// pwrite keeps the descriptor reusable).
+    static func write(fd: Int32, _ value: String, what: String) throws(SandboxError) {
+        let bytes = Array(value.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, $0.count, 0) }
+        if written != bytes.count {
+            let error = Glibc.errno
+            throw SandboxError(.filesystem, "write '\(value)' to \(what)", errno: written < 0 ? error : EIO)
+        }
+    }
+
     /// Reads a small file whole (cgroup and proc files), at most `limit` bytes.
     static func readFile(_ path: String, limit: Int = 1 << 16) throws(SandboxError) -> String {
         let fd = try check(Glibc.open(path, O_RDONLY | O_CLOEXEC), "open \(path)", code: .filesystem)
@@ -37,11 +48,19 @@ enum System {
         return try readAll(fd: fd, limit: limit, what: path)
     }
 
-    static func readAll(fd: Int32, limit: Int, what: String) throws(SandboxError) -> String {
-        var buffer = [UInt8](repeating: 0, count: min(limit, 1 << 16))
+    /// Reads `fd` to its end, at most `limit` bytes; with `fromStart`, from offset 0 with
+    /// pread, so a kept-open cgroup or proc file yields its current contents each time.
+    static func readAll(fd: Int32, limit: Int, what: String, fromStart: Bool = false) throws(SandboxError) -> String {
+        // Interface files are a few bytes to a few KiB: a page-sized chunk, not a 64 KiB one
+        // zeroed on every read.
+        var buffer = [UInt8](repeating: 0, count: min(limit, 4096))
         var result: [UInt8] = []
         while result.count < limit {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, limit - result.count)) }
+            let n = buffer.withUnsafeMutableBytes { chunk in
+                let wanted = min(chunk.count, limit - result.count)
+                return fromStart ? Glibc.pread(fd, chunk.baseAddress, wanted, off_t(result.count))
+                                 : Glibc.read(fd, chunk.baseAddress, wanted)
+            }
             if n < 0 {
                 let error = Glibc.errno
                 if error == EINTR { continue }
