@@ -53,9 +53,21 @@ struct KernelCgroupFilesystem: CgroupFilesystem {
 
 /// Parses `key value` lines (memory.events, cpu.stat, memory.oom_control, cgroup.events).
 func cgroupKeyedValue(_ text: String, key: String) -> Int? {
-    for line in text.split(separator: "\n") {
-        let parts = line.split(separator: " ", maxSplits: 1)
-        if parts.count == 2, parts[0] == key { return Int(trimWhitespace(parts[1])) }
+    // Over the UTF-8 bytes, without splitting into substrings: this runs twice per sandbox run
+    // on memory.oom_control, and the splitting cost more than reading the file.
+    let bytes = text.utf8
+    let keyBytes = key.utf8
+    var lineStart = bytes.startIndex
+    while lineStart < bytes.endIndex {
+        let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        let line = bytes[lineStart..<lineEnd]
+        if line.starts(with: keyBytes) {
+            let afterKey = line.index(line.startIndex, offsetBy: keyBytes.count)
+            if afterKey < line.endIndex, line[afterKey] == UInt8(ascii: " ") {
+                return Int(trimWhitespace(Substring(String(decoding: line[line.index(after: afterKey)...], as: UTF8.self))))
+            }
+        }
+        lineStart = lineEnd < bytes.endIndex ? bytes.index(after: lineEnd) : bytes.endIndex
     }
     return nil
 }
