@@ -412,15 +412,22 @@ public final class SQLiteJobStore: JobStore {
 
     /// Deletes old finished jobs in chunks of 500 per transaction (see `JobStore.purgeFinished`).
     public func purgeFinished(before cutoff: Timestamp) throws(JobStoreError) -> Int {
+        try deleteInChunks(
+            """
+            DELETE FROM jobs WHERE seq IN (
+                SELECT seq FROM jobs INDEXED BY jobs_finished
+                WHERE state IN ('finished', 'cancelled') AND finished_at < ? LIMIT ?)
+            """, before: cutoff)
+    }
+
+    /// Runs `sql` (a DELETE bound to a cutoff and a row limit) one transaction per
+    /// ``purgeChunk`` rows until a chunk comes back short, so a large purge never holds the
+    /// writer for long. Returns the rows deleted.
+    private func deleteInChunks(_ sql: String, before cutoff: Timestamp) throws(JobStoreError) -> Int {
         var total = 0
         while true {
             let deleted = try write { connection in
-                try connection.run(
-                    """
-                    DELETE FROM jobs WHERE seq IN (
-                        SELECT seq FROM jobs INDEXED BY jobs_finished
-                        WHERE state IN ('finished', 'cancelled') AND finished_at < ? LIMIT ?)
-                    """, [cutoff.millisecondsSince1970, Self.purgeChunk])
+                try connection.run(sql, [cutoff.millisecondsSince1970, Self.purgeChunk])
             }
             total += deleted
             if deleted < Self.purgeChunk { return total }
@@ -709,18 +716,11 @@ public final class SQLiteJobStore: JobStore {
 
     /// Deletes files unused since `cutoff` in chunks of 500 per transaction (see `JobStore.purgeCachedFiles`).
     public func purgeCachedFiles(unusedSince cutoff: Timestamp) throws(JobStoreError) -> Int {
-        var total = 0
-        while true {
-            let deleted = try write { connection in
-                try connection.run(
-                    """
-                    DELETE FROM cached_files WHERE id IN (
-                        SELECT id FROM cached_files INDEXED BY cached_files_lru WHERE last_used_at < ? LIMIT ?)
-                    """, [cutoff.millisecondsSince1970, Self.purgeChunk])
-            }
-            total += deleted
-            if deleted < Self.purgeChunk { return total }
-        }
+        try deleteInChunks(
+            """
+            DELETE FROM cached_files WHERE id IN (
+                SELECT id FROM cached_files INDEXED BY cached_files_lru WHERE last_used_at < ? LIMIT ?)
+            """, before: cutoff)
     }
 
     // MARK: Storage

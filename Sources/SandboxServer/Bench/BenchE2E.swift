@@ -25,9 +25,7 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Seconds per throughput measurement.") var seconds = 8.0
     @Option(help: "Rounds per program; medians are reported.") var rounds = 3
     @Option(help: "Seconds per wrk run.") var duration = 8
-    @Option(help: "wrk connections.") var connections = 32
-    @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
-    @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
+    @OptionGroup var baseline: NginxBaselineOptions
 
     struct Program {
         var name: String
@@ -109,12 +107,12 @@ struct BenchE2E: ParsableCommand {
         print(table.render())
 
         guard let finishedID = lastFinishedID else { throw ValidationError("no job finished; cannot measure GET") }
-        guard FileManager.default.isExecutableFile(atPath: nginx), FileManager.default.isExecutableFile(atPath: wrk) else {
-            print("\n(GET comparison skipped: \(nginx) or \(wrk) missing; install nginx-light and wrk)")
+        guard FileManager.default.isExecutableFile(atPath: baseline.nginx), FileManager.default.isExecutableFile(atPath: baseline.wrk) else {
+            print("\n(GET comparison skipped: \(baseline.nginx) or \(baseline.wrk) missing; install nginx-light and wrk)")
             return
         }
-        BenchHTTP().raiseDescriptorLimit()
-        let nginxServer = try NginxChild(binary: nginx)
+        BenchHTTP.raiseDescriptorLimit()
+        let nginxServer = try NginxChild(binary: baseline.nginx)
         defer { nginxServer.stop() }
         let targets = [("GET /v1/jobs/{id} (finished)", "http://127.0.0.1:\(port)/v1/jobs/\(finishedID)"),
                        ("nginx static file", "http://127.0.0.1:\(nginxServer.port)/index.html")]
@@ -123,7 +121,7 @@ struct BenchE2E: ParsableCommand {
         for round in 0..<rounds {
             for offset in 0..<targets.count {
                 let index = (round + offset) % targets.count
-                let (rate, failed) = try BenchHTTP.runWrk(wrk, threads: 2, connections: connections, duration: duration, url: targets[index].1)
+                let (rate, failed) = try BenchHTTP.runWrk(baseline.wrk, threads: 2, connections: baseline.connections, duration: duration, url: targets[index].1)
                 samples[index].append(rate)
                 errors[index] += failed
             }

@@ -18,12 +18,10 @@ struct BenchHTTP: ParsableCommand {
 
     @Option(help: "Rounds per target; the median is reported.") var rounds = 3
     @Option(help: "Seconds per wrk run.") var duration = 10
-    @Option(help: "wrk connections.") var connections = 32
+    @OptionGroup var baseline: NginxBaselineOptions
     @Option(help: "wrk threads.") var threads = 2
     @Option(help: "Idle keep-alive connections to open for the RSS figure.") var idleConnections = 1000
     @Option(help: "HTTPCore worker threads kept (default: max(2, cores)).") var workers: Int?
-    @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
-    @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
     @Flag(help: "Observe requests with the service's HTTP metrics (what `serve` does), to measure their cost.")
     var metrics = false
 
@@ -35,8 +33,8 @@ struct BenchHTTP: ParsableCommand {
     }
 
     func run() throws {
-        raiseDescriptorLimit()
-        for tool in [nginx, wrk] where !FileManager.default.isExecutableFile(atPath: tool) {
+        Self.raiseDescriptorLimit()
+        for tool in [baseline.nginx, baseline.wrk] where !FileManager.default.isExecutableFile(atPath: tool) {
             throw ValidationError("\(tool) not found (install nginx-light and wrk: make test-deps)")
         }
 
@@ -46,7 +44,7 @@ struct BenchHTTP: ParsableCommand {
         router.get("/json") { _ in try .json(["message": "Hello, World!"]) }
         let httpMetrics = metrics ? HTTPMetrics.observing(&router) : nil
         var serverConfiguration = HTTPServerConfiguration()
-        serverConfiguration.maxConnections = max(4096, idleConnections + connections + 64)
+        serverConfiguration.maxConnections = max(4096, idleConnections + baseline.connections + 64)
         if let workers { serverConfiguration.minWorkerThreads = workers }
         let server = try HTTPServer(configuration: serverConfiguration, router: router)
         try server.start()
@@ -54,7 +52,7 @@ struct BenchHTTP: ParsableCommand {
         usleep(100_000)
         let rssIdle = processStatus("VmRSS")
 
-        let nginxServer = try NginxChild(binary: nginx)
+        let nginxServer = try NginxChild(binary: baseline.nginx)
         defer { nginxServer.stop() }
 
         let port = server.localAddress.port
@@ -63,7 +61,7 @@ struct BenchHTTP: ParsableCommand {
             Target(name: "HTTPCore GET /json", url: "http://127.0.0.1:\(port)/json"),
             Target(name: "nginx static file", url: "http://127.0.0.1:\(nginxServer.port)/index.html"),
         ]
-        print("wrk -t\(threads) -c\(connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        print("wrk -t\(threads) -c\(baseline.connections) -d\(duration)s, \(rounds) rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores"
               + (metrics ? ", HTTP metrics observed" : ""))
         for round in 0..<rounds {
             for offset in 0..<targets.count {
@@ -151,7 +149,7 @@ struct BenchHTTP: ParsableCommand {
 
     /// Runs wrk once; returns requests/s and the count of socket errors and non-2xx responses.
     private func runWrk(_ url: String) throws -> (Double, Int) {
-        try Self.runWrk(wrk, threads: threads, connections: connections, duration: duration, url: url)
+        try Self.runWrk(baseline.wrk, threads: threads, connections: baseline.connections, duration: duration, url: url)
     }
 
     /// Runs `wrk` once against `url`; returns requests/s and the count of socket errors and
@@ -200,12 +198,19 @@ struct BenchHTTP: ParsableCommand {
         return 0
     }
 
-    func raiseDescriptorLimit() {
+    static func raiseDescriptorLimit() {
         var limit = rlimit()
         getrlimit(RLIMIT_NOFILE_VALUE, &limit)
         limit.rlim_cur = limit.rlim_max
         setrlimit(RLIMIT_NOFILE_VALUE, &limit)
     }
+}
+
+/// The nginx baseline both HTTP benchmarks measure against, and the wrk that loads it.
+struct NginxBaselineOptions: ParsableArguments {
+    @Option(help: "wrk connections.") var connections = 32
+    @Option(help: "nginx binary.") var nginx = "/usr/sbin/nginx"
+    @Option(help: "wrk binary.") var wrk = "/usr/bin/wrk"
 }
 
 private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue))
