@@ -33,7 +33,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -369,6 +368,7 @@ static void cis_vfork_child_entry(const void *context) { cis_child_main(context)
 /// while another slot's child is in that window.
 static pthread_mutex_t cis_vfork_lock = PTHREAD_MUTEX_INITIALIZER;
 static int cis_vfork_in_flight = 0;
+
 static int cis_server_dumpable = -1;  ///< PR_GET_DUMPABLE before the first spawn
 
 static void cis_vfork_window_enter(void) {
@@ -386,6 +386,8 @@ static void cis_vfork_window_leave(void) {
 #else
 #define CIS_HAVE_VFORK_CLONE3 0
 #endif
+
+int cis_process_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
 
 // MARK: - Parent side
 

@@ -563,7 +563,8 @@ private struct Worker {
                     let keepAlive = request.keepAlive && !response.closesConnection && !server.isDraining
                     let sent = send(response, for: request, keepAlive: keepAlive, on: connection)
                     if let observer {
-                        observe(observer, response, for: request, routeIndex: routeIndex, started: started, sent: sent)
+                        observer(HTTPRequestObservation(request, response, routeIndex: routeIndex,
+                                                        durationNanoseconds: Syscall.now() &- started, completed: sent))
                     }
                     guard sent, keepAlive else {
                         server.close(connection)
@@ -621,17 +622,6 @@ private struct Worker {
         connection.deadline.store(deadline, ordering: .relaxed)
         connection.idleBetweenRequests.store(idle && connection.requestStartedAt == 0, ordering: .relaxed)
         return server.release(connection)
-    }
-
-    /// Tells the router's observer about a request answered on `connection`.
-    private func observe(_ observer: HTTPRequestObserver, _ response: HTTPResponse, for request: HTTPRequest, routeIndex: Int?,
-                         started: UInt64, sent: Bool) {
-        var bodyBytes: Int?
-        if case .bytes(let body) = response.body { bodyBytes = request.method == .HEAD ? 0 : body.count }
-        observer(HTTPRequestObservation(
-            method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
-            durationNanoseconds: Syscall.now() &- started, requestID: request.requestID,
-            target: request.target, peerAddress: request.peerAddress, responseBodyBytes: bodyBytes, completed: sent))
     }
 
     /// Writes a response; false when the client is gone or too slow.

@@ -42,6 +42,15 @@ public struct HTTPRequestObservation: Sendable, Hashable {
         self.responseBodyBytes = responseBodyBytes
         self.completed = completed
     }
+
+    /// The observation of `request` answered with `response` (a HEAD response counts no body bytes).
+    init(_ request: HTTPRequest, _ response: HTTPResponse, routeIndex: Int?, durationNanoseconds: UInt64, completed: Bool = true) {
+        var bodyBytes: Int?
+        if case .bytes(let body) = response.body { bodyBytes = request.method == .HEAD ? 0 : body.count }
+        self.init(method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
+                  durationNanoseconds: durationNanoseconds, requestID: request.requestID, target: request.target,
+                  peerAddress: request.peerAddress, responseBodyBytes: bodyBytes, completed: completed)
+    }
 }
 
 /// Receives an ``HTTPRequestObservation`` per answered request, on the thread that answered it,
@@ -162,12 +171,8 @@ public struct Router: Sendable {
         var (response, routeIndex) = route(request)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: request.requestID)
         if let requestObserver {
-            var bodyBytes: Int?
-            if case .bytes(let body) = response.body { bodyBytes = body.count }
-            requestObserver(HTTPRequestObservation(
-                method: request.method, routeIndex: routeIndex, statusCode: response.status.code,
-                durationNanoseconds: Syscall.now() &- started, requestID: request.requestID, target: request.target,
-                peerAddress: request.peerAddress, responseBodyBytes: bodyBytes))
+            requestObserver(HTTPRequestObservation(request, response, routeIndex: routeIndex,
+                                                   durationNanoseconds: Syscall.now() &- started))
         }
         return response
     }

@@ -130,10 +130,16 @@ public final class Sandbox: Sendable {
         boxes = users.enumerated().map { index, user in
             SlotBox(path: "\(work)/slots/\(index)/box", uid: user.uid, gid: user.gid)
         }
-        for (index, user) in users.enumerated() {
-            let slotDirectory = "\(work)/slots/\(index)"
-            try System.makeDirectory(slotDirectory, mode: 0o700)
-            chown(slotDirectory, configuration.userNamespace ? user.uid : 0, configuration.userNamespace ? user.gid : 0)
+        do {
+            for (index, user) in users.enumerated() {
+                let slotDirectory = "\(work)/slots/\(index)"
+                try System.makeDirectory(slotDirectory, mode: 0o700)
+                chown(slotDirectory, configuration.userNamespace ? user.uid : 0, configuration.userNamespace ? user.gid : 0)
+            }
+        } catch {
+            cgroups.tearDown()
+            Glibc.close(image)
+            throw error
         }
         var namespaces: [Int32] = []
         var spawners: [SlotSpawner] = []

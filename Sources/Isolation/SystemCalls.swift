@@ -22,12 +22,7 @@ enum System {
     static func writeFile(_ path: String, _ value: String) throws(SandboxError) {
         let fd = try check(Glibc.open(path, O_WRONLY | O_CLOEXEC), "open \(path)", code: .filesystem)
         defer { close(fd) }
-        let bytes = Array(value.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if written != bytes.count {
-            let error = Glibc.errno
-            throw SandboxError(.filesystem, "write '\(value)' to \(path)", errno: written < 0 ? error : EIO)
-        }
+        try write(fd: fd, value, what: path)
     }
 
     /// Writes `value` at offset 0 of a kept-open interface file (cgroup files ignore the offset;

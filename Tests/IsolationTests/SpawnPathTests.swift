@@ -1,3 +1,4 @@
+import CIsolation
 import Dispatch
 import Glibc
 import Synchronization
@@ -66,5 +67,39 @@ struct SpawnPathTests {
         // exists), so its /proc/PID/mem belongs to root and the program cannot open it.
         #expect(found["Uid"]?.split(separator: "\t").first.map(String.init) == String(fixture.sandbox.configuration.firstUID))
         #expect(initProcOwner == 0)
+    }
+    /// A vfork child that changes uid marks the memory it shares with the server undumpable;
+    /// the server must get its dumpability back (or /proc/self, core dumps and ptrace-based
+    /// tools stop working for it) once no child is in that window.
+    @Test func theServerIsDumpableAgainAfterARun() throws {
+        let fixture = try SandboxFixture(slots: 1)
+        let before = cis_process_dumpable()
+        #expect(before == 1)
+        let result = fixture.sandbox.run(RunSpec(executable: "/bin/true"))
+        #expect(result.status == .ok)
+        #expect(cis_process_dumpable() == before)
+    }
+
+    /// The init image is sealed read-only: nothing, not even this process, can rewrite the
+    /// program every sandbox starts as PID 1.
+    @Test func theInitImageIsSealedAndReadOnly() throws {
+        let image = cis_init_image_fd()
+        try #require(image >= 0)
+        defer { close(image) }
+        // <fcntl.h>'s F_GET_SEALS and F_SEAL_* are macros Swift does not import.
+        let getSeals: Int32 = 1024 + 10
+        let (sealSeal, sealShrink, sealGrow, sealWrite): (Int32, Int32, Int32, Int32) = (1, 2, 4, 8)
+        let seals = fcntl(image, getSeals)
+        #expect(seals >= 0)
+        #expect(seals & sealWrite != 0)
+        #expect(seals & sealSeal != 0)
+        #expect(seals & sealGrow != 0 && seals & sealShrink != 0)
+        #expect(fcntl(image, F_GETFL) & O_ACCMODE == O_RDONLY)
+        // Even a writable descriptor of the same file cannot change it.
+        let writable = open("/proc/self/fd/\(image)", O_RDWR | O_CLOEXEC)
+        if writable >= 0 {
+            defer { close(writable) }
+            #expect(Glibc.pwrite(writable, "x", 1, 0) < 0 && errno == EPERM)
+        }
     }
 }

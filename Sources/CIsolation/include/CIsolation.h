@@ -180,6 +180,10 @@ typedef struct cis_spawner cis_spawner;
 /// enters `netns_fd` (if ≥ 0) before serving requests. Returns 0, or an errno value.
 int cis_spawner_create(const int *_Nullable tasks_fds, size_t count, int netns_fd, cis_spawner *_Nullable *_Nonnull out);
 
+/// PR_GET_DUMPABLE of this process (prctl is variadic, so Swift cannot call it): a vfork spawn
+/// must leave it as it found it.
+int cis_process_dumpable(void);
+
 /// Runs cis_spawn on the spawner thread and waits for it. Returns what cis_spawn returned.
 int cis_spawner_spawn(cis_spawner *_Nonnull spawner, const cis_spawn_plan *_Nonnull plan, cis_spawn_result *_Nonnull result);
 

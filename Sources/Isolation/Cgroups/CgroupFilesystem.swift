@@ -64,7 +64,7 @@ func cgroupKeyedValue(_ text: String, key: String) -> Int? {
         if line.starts(with: keyBytes) {
             let afterKey = line.index(line.startIndex, offsetBy: keyBytes.count)
             if afterKey < line.endIndex, line[afterKey] == UInt8(ascii: " ") {
-                return Int(trimWhitespace(Substring(String(decoding: line[line.index(after: afterKey)...], as: UTF8.self))))
+                return Int(trimWhitespace(Substring(line[line.index(after: afterKey)...])))
             }
         }
         lineStart = lineEnd < bytes.endIndex ? bytes.index(after: lineEnd) : bytes.endIndex

@@ -215,8 +215,11 @@ final class CgroupV1Backend: CgroupBackend {
     }
 
     func cpuMicroseconds(_ lease: CgroupLease) -> Int {
-        let fd = slotState.withLock { $0[lease.slot]?.files.cpuUsage ?? -1 }
-        return (cgroupInteger(read(fd, slotPath(cpuacctParent, lease.slot) + "/cpuacct.usage")) ?? 0) / 1000
+        cpuMicroseconds(slot: lease.slot, fd: slotState.withLock { $0[lease.slot]?.files.cpuUsage ?? -1 })
+    }
+
+    private func cpuMicroseconds(slot: Int, fd: Int32) -> Int {
+        (cgroupInteger(read(fd, slotPath(cpuacctParent, slot) + "/cpuacct.usage")) ?? 0) / 1000
     }
 
     private func spawnerThread(_ slot: Int) -> pid_t? {
@@ -246,7 +249,7 @@ final class CgroupV1Backend: CgroupBackend {
         let files = slotState.withLock { $0[lease.slot]?.files ?? SlotFiles() }
         let peak = cgroupInteger(read(files.memoryPeak, memory + "/memory.max_usage_in_bytes")) ?? 0
         let ooms = cgroupKeyedValue(read(files.oomControl, memory + "/memory.oom_control"), key: "oom_kill") ?? 0
-        return CgroupUsage(cpuMicroseconds: cpuMicroseconds(lease),
+        return CgroupUsage(cpuMicroseconds: cpuMicroseconds(slot: lease.slot, fd: files.cpuUsage),
                            peakMemoryBytes: max(0, peak - lease.baselineMemoryBytes),
                            oomKills: max(0, ooms - lease.baselineOOMKills))
     }

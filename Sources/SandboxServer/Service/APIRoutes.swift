@@ -169,8 +169,7 @@ struct APIRoutes: Sendable {
     /// The configured features, with `auth` as the keys are now (a SIGHUP reload can add or
     /// remove every key).
     func currentFeatures() -> [String] {
-        let others = serverInfo.features.filter { $0 != "auth" }
-        return authenticator.isEnabled ? others + ["auth"] : others
+        authenticator.isEnabled ? serverInfo.features + ["auth"] : serverInfo.features
     }
 
     /// The Prometheus text exposition of ``JobService/metrics``.

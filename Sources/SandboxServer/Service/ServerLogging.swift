@@ -47,23 +47,37 @@ final class LogOutput: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Copies of the level and format, read on every log call (each HTTP request logs a line)
+    /// without taking the lock that writes hold.
+    private let levelIndex: Atomic<Int>
+    private let formatIndex: Atomic<Int>
 
     /// Opens the log file (created with mode 0640 if missing); throws naming the path when it cannot.
     init(_ options: Options) throws(OpenError) {
         let descriptor = try Self.open(options.path)
         state = Mutex(State(options: options, descriptor: descriptor))
+        levelIndex = Atomic(Self.index(of: options.level))
+        formatIndex = Atomic(Self.index(of: options.format))
     }
 
     var options: Options { state.withLock { $0.options } }
-    var format: LogFormat { state.withLock { $0.options.format } }
-    var level: Logger.Level { state.withLock { $0.options.level } }
+    var format: LogFormat { LogFormat.allCases[formatIndex.load(ordering: .relaxed)] }
+    var level: Logger.Level { Logger.Level.allCases[levelIndex.load(ordering: .relaxed)] }
+
+    private static func index<Value: CaseIterable & Equatable>(of value: Value) -> Int {
+        Array(Value.allCases).firstIndex(of: value) ?? 0
+    }
 
     /// Applies new options: the file is (re)opened at the new path — or the same one, which is
     /// what logrotate needs after renaming it. On failure nothing changes.
     func apply(_ options: Options) throws(OpenError) {
         let descriptor = try Self.open(options.path)
         let previous = state.withLock { state in
-            defer { state = State(options: options, descriptor: descriptor) }
+            defer {
+                state = State(options: options, descriptor: descriptor)
+                levelIndex.store(Self.index(of: options.level), ordering: .relaxed)
+                formatIndex.store(Self.index(of: options.format), ordering: .relaxed)
+            }
             return state.descriptor
         }
         if previous != STDERR_FILENO { close(previous) }
@@ -152,7 +166,7 @@ struct LogEntry: Sendable {
     /// `ts level label: message key=value …`, metadata sorted by key; values with spaces, quotes,
     /// `=` or control characters are quoted and escaped, so a line stays one line.
     var textLine: String {
-        var line = "\(Self.rfc3339(date)) \(level.rawValue) \(label): \(Self.escapedForText(message, quoteIfNeeded: false))"
+        var line = "\(Timestamp.format(date)) \(level.rawValue) \(label): \(Self.escapedForText(message, quoteIfNeeded: false))"
         for (key, value) in Self.flattened(metadata).sorted(by: { $0.key < $1.key }) {
             line += " \(key)=\(Self.escapedForText(Self.text(of: value), quoteIfNeeded: true))"
         }
@@ -162,7 +176,7 @@ struct LogEntry: Sendable {
     /// `{"ts":"…","level":"…","label":"…","message":"…",<metadata>}`. Nested metadata dictionaries
     /// become dotted keys (`job.id`); arrays become JSON arrays of strings.
     var jsonLine: String {
-        var line = "{\"ts\":\"\(Self.rfc3339(date))\",\"level\":\"\(level.rawValue)\",\"label\":"
+        var line = "{\"ts\":\"\(Timestamp.format(date))\",\"level\":\"\(level.rawValue)\",\"label\":"
         Self.appendJSONString(label, to: &line)
         line += ",\"message\":"
         Self.appendJSONString(message, to: &line)
@@ -241,17 +255,4 @@ struct LogEntry: Sendable {
         return String(escaped.dropFirst().dropLast())
     }
 
-    /// `2026-11-29T10:09:25.123Z` (UTC, milliseconds).
-    static func rfc3339(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
-    }
 }

@@ -66,8 +66,8 @@ final class TemporaryLog {
     }
 
     @Test func timestampsAreRFC3339WithMilliseconds() {
-        #expect(LogEntry.rfc3339(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
-        #expect(LogEntry.rfc3339(Date(timeIntervalSince1970: 1_000_000_000.5)) == "2001-09-09T01:46:40.500Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_000_000_000.5)) == "2001-09-09T01:46:40.500Z")
     }
 
     @Test func handlerFollowsTheOutputsLevelAndFormatAndReopensAfterRename() throws {
