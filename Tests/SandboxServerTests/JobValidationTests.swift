@@ -120,6 +120,21 @@ import Testing
         }
     }
 
+    @Test func archivesAreCappedAndMustBeBase64() {
+        var limits = ServerLimits.standard
+        limits.maximumArchiveBytes = 8
+        let strict = JobRequestValidator(registry: validator.registry, limits: limits, archivePython: "/usr/bin/python3")
+        let eightBytes = Data("PK\u{3}\u{4}abcd".utf8).base64EncodedString()
+        let nineBytes = Data("PK\u{3}\u{4}abcde".utf8).base64EncodedString()
+        #expect((try? strict.validate(JobRequest(language: "c", source: "", archive: eightBytes))) != nil)
+        #expect(throws: APIError(.tooLarge, "archive is larger than the maximum of 8 bytes", field: "archive")) {
+            _ = try strict.validate(JobRequest(language: "c", source: "", archive: nineBytes))
+        }
+        #expect(throws: APIError(.invalidValue, "archive must be a non-empty zip file in base64", field: "archive")) {
+            _ = try strict.validate(JobRequest(language: "c", source: "", archive: "not base64!"))
+        }
+    }
+
     @Test func sizeCaps() {
         var limits = ServerLimits.standard
         limits.maximumSourceBytes = 10
