@@ -40,7 +40,9 @@ struct JobExecutor {
                 executable: archive.command[0], arguments: Array(archive.command.dropFirst()), environment: job.environment,
                 workingDirectory: LanguageRegistry.boxDirectory, files: archive.boxFiles(with: files), box: .fresh, stdin: .empty,
                 limits: JobArchive.limits(diskBytes: Self.diskBytes(job.compileLimits ?? job.runLimits)), network: false)
-            guard let outcome = RunOutcome(slot.run(spec, cancellation: cancellation)) else { return .cancelled }
+            let result = slot.run(spec, cancellation: cancellation)
+            runFinished(result)
+            guard let outcome = RunOutcome(result) else { return .cancelled }
             let unpacked = JobArchive.judge(outcome)
             guard unpacked == .succeeded else {
                 return .graded(grader.finish(compile: unpacked, grades: []), compile: outcome)
