@@ -126,15 +126,15 @@ struct HostileBehaviourTests {
         #expect(result.stdoutText == "EFBIG\n", "\(result)")
     }
 
-    @Test func aGigabyteToStdoutIsCappedAndTheServerStaysSmall() throws {
+    /// The supervisor's memory during this run is checked by scripts/tests.d/20-cli-run.sh, where
+    /// `sandbox-server run` is alone in its process: here, parallel tests share the RSS.
+    @Test func aGigabyteToStdoutIsCappedAtTheOutputLimit() throws {
         let fixture = try SandboxFixture()
-        let before = residentBytes()
         let result = fixture.sandbox.run(RunSpec(executable: "/usr/bin/head", arguments: ["-c", "1G", "/dev/zero"],
                                                  limits: ResourceLimits(wallTimeMilliseconds: 60_000, outputBytes: 1 << 20)))
         #expect(result.status == .ok, "\(result)")
         #expect(result.stdout.count == 1 << 20)
         #expect(result.stdoutTruncated)
-        #expect(residentBytes() - before < 64 << 20, "supervisor memory grew by \(residentBytes() - before)")
     }
 
     @Test func outputOverflowCanEndTheRun() throws {

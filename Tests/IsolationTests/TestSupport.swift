@@ -70,10 +70,3 @@ func hostMounts(under prefix: String) -> [String] {
         return point == prefix || point.hasPrefix(prefix + "/") ? point : nil
     }
 }
-
-/// Resident set size of this process in bytes.
-func residentBytes() -> Int {
-    guard let text = try? System.readFile("/proc/self/statm") else { return 0 }
-    let fields = text.split(separator: " ")
-    return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-}

@@ -42,6 +42,16 @@ expect_status "--json time limit kind" 0 "${RUN[@]}" --json --wall-time 0.2 -- /
 expect_status "--json truncation" 0 "${RUN[@]}" --json --output 100 -- /usr/bin/head -c 5000 /dev/zero
 [ "$(json_field stdout_truncated)" = true ] && ok "stdout_truncated set" || not_ok "stdout_truncated" "$(cat /tmp/cli-out.$$)"
 
+# A gigabyte to stdout is capped, and the supervisor never holds it: its peak RSS (the largest
+# waited-for descendant's, from wait4) stays close to that of a run that prints nothing.
+peak_rss_kb() { python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"; }
+quiet_kb=$(peak_rss_kb "${RUN[@]}" -- /bin/true)
+loud_kb=$(peak_rss_kb "${RUN[@]}" --output 1M --wall-time 60 -- /usr/bin/head -c 1G /dev/zero)
+[ $((loud_kb - quiet_kb)) -lt $((32 * 1024)) ] && ok "1 GB of output: supervisor peak RSS ${loud_kb} kB vs ${quiet_kb} kB" \
+    || not_ok "supervisor memory under 1 GB of output" "peak ${loud_kb} kB, quiet run ${quiet_kb} kB"
+
 echo "from stdin" > /tmp/cli-stdin.$$
 expect_status "--stdin FILE" 0 "${RUN[@]}" --stdin /tmp/cli-stdin.$$ -- /bin/cat
 [ "$(cat /tmp/cli-out.$$)" = "from stdin" ] && ok "stdin content" || not_ok "stdin content"
