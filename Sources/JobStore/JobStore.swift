@@ -34,8 +34,11 @@ public protocol JobStore: Sendable {
     func renewLease(id: JobID, worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> Timestamp
 
     /// Stores the result and finishes the job; enqueues `webhook` in the same transaction.
-    /// Throws `.leaseLost` when the worker no longer owns the job (cancelled, requeued, reclaimed).
-    func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError)
+    /// Returns the job's `finishedAt`, so a caller holding the claimed record has the finished one
+    /// without reading it back. Throws `.leaseLost` when the worker no longer owns the job
+    /// (cancelled, requeued, reclaimed).
+    @discardableResult
+    func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp
 
     /// `complete` followed by `claimNext` for the same worker, in one write: a runner that goes
     /// straight on to its next job waits for one commit instead of two. If the completion fails

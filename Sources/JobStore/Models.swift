@@ -127,11 +127,15 @@ public struct Submission: Hashable, Sendable {
     public var id: JobID
     /// False when an existing job was returned because of the idempotency key.
     public var created: Bool
+    /// The job as `job(id:)` would return it right after the insert, when `created`: callers
+    /// that show the new job need not read it back.
+    public var record: JobRecord?
 
     /// Describes an insert's outcome.
-    public init(id: JobID, created: Bool) {
+    public init(id: JobID, created: Bool, record: JobRecord? = nil) {
         self.id = id
         self.created = created
+        self.record = record
     }
 }
 

@@ -23,7 +23,11 @@ import Testing
         #expect(record.createdAt == fixture.clock.now)
         #expect(record.startedAt == nil && record.finishedAt == nil && record.result == nil)
         #expect(record.attempts == 0)
+        #expect(submission.record == record, "the insert's record is what a read returns")
         #expect(try fixture.store.job(id: JobID("missing")) == nil)
+        let repeated = try fixture.store.insert(NewJob(
+            language: "c", priority: 7, request: request, idempotency: Idempotency(key: "k1", requestHash: "h1")))
+        #expect(!repeated.created && repeated.id == submission.id && repeated.record == nil)
     }
 
     @Test func idsAreRandomURLSafeAndDistinct() throws {
@@ -93,10 +97,11 @@ import Testing
                            stdoutTruncated: true, stderrTruncated: true, message: "killed", extra: Data([1, 2])),
             ],
             extra: Data("{}".utf8))
-        try fixture.store.complete(id: id, worker: "w", result: result, webhook: nil)
+        let finishedAt = try fixture.store.complete(id: id, worker: "w", result: result, webhook: nil)
         let record = try #require(try fixture.store.job(id: id))
         #expect(record.state == .finished)
         #expect(record.finishedAt == fixture.clock.now)
+        #expect(record.finishedAt == finishedAt)
         #expect(record.leaseExpiresAt == nil)
         #expect(record.result == result)
         // Empty output must stay an empty BLOB, not turn into NULL or text.

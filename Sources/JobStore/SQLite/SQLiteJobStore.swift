@@ -118,7 +118,11 @@ public final class SQLiteJobStore: JobStore {
             """,
             [id.rawValue, job.priority, job.language, job.request, job.callbackURL, job.idempotency?.key,
              job.idempotency?.requestHash, now])
-        return Submission(id: id, created: true)
+        let record = JobRecord(
+            id: id, state: .queued, priority: job.priority, language: job.language, request: job.request,
+            callbackURL: job.callbackURL, idempotencyKey: job.idempotency?.key, createdAt: Timestamp(millisecondsSince1970: now),
+            startedAt: nil, finishedAt: nil, attempts: 0, worker: nil, leaseExpiresAt: nil, result: nil)
+        return Submission(id: id, created: true, record: record)
     }
 
     private static func existingJob(for idempotency: Idempotency, on connection: Connection) throws -> JobID? {
@@ -261,11 +265,13 @@ public final class SQLiteJobStore: JobStore {
     }
 
     /// Stores the result, its tests and the webhook in one durable write (see `JobStore.complete`).
-    public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) {
+    @discardableResult
+    public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp {
         let now = now
         try write { connection in
             try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
         }
+        return Timestamp(millisecondsSince1970: now)
     }
 
     /// Completes a job and claims the next one in one durable write (see `JobStore.completeAndClaimNext`).

@@ -136,7 +136,8 @@ struct Judge0Routes: Sendable {
         let view: JobView
         do {
             let submitted = try service.submit(jobRequest, requestID: request.requestID, api: .judge0)
-            view = wait ? try service.wait(id: submitted.view.id, timeout: .seconds(configuration.maxWaitSeconds)) : submitted.view
+            view = wait ? try service.wait(id: submitted.view.id, timeout: .seconds(configuration.maxWaitSeconds), submitted: submitted.view)
+                        : submitted.view
         } catch {
             throw Self.failure(error)
         }

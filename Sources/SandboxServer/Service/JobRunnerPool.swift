@@ -109,8 +109,10 @@ final class JobRunnerPool: Sendable {
         service.running.register(id, worker: worker, token: token)
         service.jobLog.started(record, worker: worker)
         service.metrics.jobClaimed(createdAt: record.createdAt, startedAt: record.startedAt)
-        // The request is decoded once per job: it is the costly part of rendering its views.
-        let request = StoredJob.request(of: record)
+        // A job submitted to this process comes decoded and validated; one from the store (queued
+        // before a restart, say) is decoded here, once: it is the costly part of rendering its views.
+        let submitted = service.submittedJobs.take(id)
+        let request = submitted?.request ?? StoredJob.request(of: record)
         service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
 
         guard let request else {
@@ -118,13 +120,17 @@ final class JobRunnerPool: Sendable {
             return
         }
         let job: ValidatedJob
-        do {
-            job = try service.validator.validate(request)
-        } catch {
-            // Valid when submitted; e.g. the language's toolchain is gone after a restart.
-            finish(record, request: request, worker: worker,
-                   result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
-            return
+        if let submitted {
+            job = submitted.job
+        } else {
+            do {
+                job = try service.validator.validate(request)
+            } catch {
+                // Valid when submitted; e.g. the language's toolchain is gone after a restart.
+                finish(record, request: request, worker: worker,
+                       result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
+                return
+            }
         }
         var executor = JobExecutor(job: job, cancellation: token)
         let events = service.events
@@ -157,7 +163,8 @@ final class JobRunnerPool: Sendable {
     /// disk. The job stays registered (its lease renewed) until it is stored; if the process dies
     /// before, the job runs again after its lease expires. At most `workers` completions are in
     /// flight, so a slow disk slows the runners instead of piling up results in memory.
-    private func finish(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+    private func finish(_ record: JobRecord, request: JobRequest?, worker: String,
+                        result: (result: JobResult, details: StoredJob.Details)) {
         completionSlots.wait()
         pendingCompletions.add(1, ordering: .relaxed)
         // Dedicated threads, not Dispatch's global queues: those have about one thread per core
@@ -171,36 +178,46 @@ final class JobRunnerPool: Sendable {
         }
     }
 
-    private func complete(_ record: JobRecord, request: JobRequest?, worker: String, result: JobResult) {
+    private func complete(_ record: JobRecord, request: JobRequest?, worker: String,
+                          result: (result: JobResult, details: StoredJob.Details)) {
         let id = record.id.rawValue
         defer { service.running.remove(id) }
-        var webhook: WebhookRequest?
-        if let url = record.callbackURL {
+        /// The job as the store has it once completed: the claimed record with the result.
+        func finished(at finishedAt: JobStore::Timestamp) -> JobRecord {
             var finished = record
             finished.state = .finished
-            finished.result = result
-            finished.finishedAt = .now
-            webhook = WebhookRequest(url: url, payload: Judge0Callback.payload(for: StoredJob.view(of: finished, request: request)))
+            finished.result = result.result
+            finished.finishedAt = finishedAt
+            finished.leaseExpiresAt = nil
+            return finished
         }
-        var completed = false
+        let webhook = record.callbackURL.map { url in
+            WebhookRequest(url: url, payload: Judge0Callback.payload(
+                for: StoredJob.view(of: finished(at: .now), request: request, details: result.details)))
+        }
+        // The finished job, built here rather than read back; when the store refused the result
+        // (the job was cancelled meanwhile) it is read, to tell waiters what it became.
+        let stored: JobRecord?
         do {
-            try service.store.complete(id: record.id, worker: worker, result: result, webhook: webhook)
-            completed = true
-        } catch where error.code == .leaseLost {
-            logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
+            let finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
+            let finishedRecord = finished(at: finishedAt)
+            stored = finishedRecord
+            // Counted before waiters are told, so a client that saw the result also sees it counted.
+            service.metrics.jobFinished(language: record.language, verdict: result.result.verdict,
+                                        createdAt: record.createdAt, finishedAt: finishedAt)
+            service.jobLog.finished(finishedRecord)
         } catch {
-            logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
+            if error.code == .leaseLost {
+                logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
+            } else {
+                logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
+            }
+            stored = try? service.store.job(id: record.id)
         }
-        let stored = try? service.store.job(id: record.id)
-        // Counted before waiters are told, so a client that saw the result also sees it counted.
-        if completed {
-            service.metrics.jobFinished(language: record.language, verdict: result.verdict,
-                                        createdAt: record.createdAt, finishedAt: stored?.finishedAt)
-        }
-        // Render the stored job (its timestamps are the store's) once, for waiters and the cache.
+        // Render the job once, for waiters and the cache.
         if let stored {
-            if completed, stored.state == .finished { service.jobLog.finished(stored) }
-            service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request)).view))
+            let details = stored.state == .finished && stored.result == result.result ? result.details : nil
+            service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request, details: details)).view))
         }
         // The job is over for this runner whatever the store said: drop its kept test events.
         service.events.forget(id)

@@ -38,6 +38,9 @@ final class JobService: Sendable {
     /// finished job — the most frequent request of a polling client — costs no store read and no
     /// JSON work.
     let finishedJobs = FinishedJobCache(capacity: 4_096)
+    /// Jobs submitted here and not yet claimed, decoded and validated: the runner that claims one
+    /// takes it from here instead of decoding and validating the stored request again.
+    let submittedJobs = SubmittedJobs(maxBytes: 64 << 20)
     /// Job lifecycle lines in the log (the runners write the later events to it too).
     let jobLog: JobEventLog
     /// Counts submissions, results and cancellations (`GET /metrics`).
@@ -91,17 +94,18 @@ final class JobService: Sendable {
                 return Submitted(view: try job(id: existing.rawValue), created: false)
             }
         }
-        let job = try newJob(request, idempotencyKey: idempotencyKey)
+        let (job, validated) = try newJob(request, idempotencyKey: idempotencyKey)
         try checkCapacity(adding: 1)
         let submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
-        if submission.created {
-            jobLog.submitted(submission.id, language: job.language, requestID: requestID, request: job.request)
-            noteQueued(1)
-            workAvailable.signal()
-            metrics.jobSubmitted(api: api, language: job.language)
+        guard submission.created, let record = submission.record else {
+            return Submitted(view: try self.job(id: submission.id.rawValue), created: false)
         }
-        guard submission.created else { return Submitted(view: try self.job(id: submission.id.rawValue), created: false) }
-        guard let record = try record(id: submission.id.rawValue) else { throw Self.notFound(submission.id.rawValue) }
+        // Kept before the runners are woken, so the one that claims the job finds it.
+        submittedJobs.keep(submission.id.rawValue, SubmittedJob(request: request, job: validated), bytes: job.request.count)
+        jobLog.submitted(submission.id, language: job.language, requestID: requestID, request: job.request)
+        noteQueued(1)
+        workAvailable.signal()
+        metrics.jobSubmitted(api: api, language: job.language)
         return Submitted(view: StoredJob.view(of: record, request: request), created: true)
     }
 
@@ -111,11 +115,12 @@ final class JobService: Sendable {
         let batch = try APIJSON.decodeRequest(JobBatchRequest.self, from: Data(body))
         try batch.validateSize()
         var items = [JobBatchItem](repeating: JobBatchItem(job: nil, error: nil), count: batch.jobs.count)
-        var accepted: [(index: Int, job: NewJob)] = []
+        var accepted: [(index: Int, job: NewJob, submitted: SubmittedJob)] = []
         for (index, decoded) in batch.decodeJobs().enumerated() {
             do {
                 let request = try decoded.get()
-                accepted.append((index, try newJob(request, idempotencyKey: nil, fieldPrefix: "jobs[\(index)]")))
+                let (job, validated) = try newJob(request, idempotencyKey: nil, fieldPrefix: "jobs[\(index)]")
+                accepted.append((index, job, SubmittedJob(request: request, job: validated)))
             } catch {
                 items[index].error = error.body.error
             }
@@ -124,6 +129,7 @@ final class JobService: Sendable {
         try checkCapacity(adding: accepted.count)
         let submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
         for (entry, submission) in zip(accepted, submissions) where submission.created {
+            submittedJobs.keep(submission.id.rawValue, entry.submitted, bytes: entry.job.request.count)
             jobLog.submitted(submission.id, language: entry.job.language, requestID: requestID, request: entry.job.request)
         }
         noteQueued(accepted.count)
@@ -135,7 +141,7 @@ final class JobService: Sendable {
         return items
     }
 
-    private func newJob(_ request: JobRequest, idempotencyKey: String?, fieldPrefix: String? = nil) throws(APIError) -> NewJob {
+    private func newJob(_ request: JobRequest, idempotencyKey: String?, fieldPrefix: String? = nil) throws(APIError) -> (NewJob, ValidatedJob) {
         let validated: ValidatedJob
         do {
             validated = try validator.validate(request)
@@ -148,10 +154,11 @@ final class JobService: Sendable {
             throw APIError(.invalidValue, "callback_url is not allowed: \(problem)",
                            field: fieldPrefix.map { "\($0).callback_url" } ?? "callback_url")
         }
-        return NewJob(
+        let job = NewJob(
             language: validated.language.id, priority: validated.priority, request: request.canonicalJSON,
             callbackURL: validated.callbackURL?.absoluteString,
             idempotency: idempotencyKey.map { Idempotency(key: $0, requestHash: StoredJob.requestHash(request)) })
+        return (job, validated)
     }
 
     // MARK: Reading
@@ -176,36 +183,50 @@ final class JobService: Sendable {
     }
 
     /// The job once it is finished or cancelled, or as it is when `timeout` (capped at
-    /// `maxWait`) runs out.
-    func wait(id: String, timeout: Duration) throws(APIError) -> JobView {
-        try waitRendered(id: id, timeout: timeout).view
+    /// `maxWait`) runs out. `submitted` is as in ``waitRendered(id:timeout:submitted:)``.
+    func wait(id: String, timeout: Duration, submitted: JobView? = nil) throws(APIError) -> JobView {
+        try waitRendered(id: id, timeout: timeout, submitted: submitted).view
     }
 
-    /// ``wait(id:timeout:)`` with the JSON encoding of the job.
-    func waitRendered(id: String, timeout: Duration) throws(APIError) -> RenderedJob {
+    /// ``wait(id:timeout:)`` with the JSON encoding of the job. A caller that has just submitted
+    /// the job passes `submitted`, its view from the submission: the job is then known to be
+    /// unfinished, and the wait starts without reading it from the store.
+    func waitRendered(id: String, timeout: Duration, submitted: JobView? = nil) throws(APIError) -> RenderedJob {
         if let cached = finishedJobs[id] { return cached }
         let subscription = events.subscribe(id)
         defer { events.unsubscribe(subscription) }
         let deadline = ContinuousClock.now + min(timeout, configuration.maxWait)
+        // After subscribing, one look at the job (the store's, or the submitter's view) and then
+        // its events say all that happens to it; the store is read again only on the periodic
+        // wake-up, which covers jobs finished elsewhere (e.g. abandoned by the lease reaper).
+        var mustRead = submitted.map { $0.id != id || $0.state == .finished || $0.state == .cancelled } ?? true
         while true {
+            // Finished and cancelled jobs are cached (rendered once) before their event is published.
             if let cached = finishedJobs[id] { return cached }
-            guard let record = try record(id: id) else { throw Self.notFound(id) }
             let remaining = deadline - ContinuousClock.now
-            // Only a view that is returned gets rendered: a waiter wakes to a queued or running
-            // job at least once, and encoding it there would be wasted work on every job.
-            if record.state == .finished || record.state == .cancelled || remaining <= .zero {
-                return rendered(StoredJob.view(of: record))
+            if mustRead || remaining <= .zero {
+                guard let record = try record(id: id) else { throw Self.notFound(id) }
+                // Only a view that is returned gets rendered.
+                if record.state == .finished || record.state == .cancelled || remaining <= .zero {
+                    return rendered(StoredJob.view(of: record))
+                }
             }
-            // Events wake us at once; the periodic re-read covers jobs finished elsewhere
-            // (e.g. abandoned by the lease reaper).
-            _ = subscription.next(timeout: min(remaining, .seconds(1)))
+            switch subscription.next(timeout: min(remaining, .seconds(1))) {
+            case .state(let view)? where view.state == .finished || view.state == .cancelled:
+                // Normally cached by now (see the top of the loop); rendered here if evicted since.
+                return finishedJobs[id] ?? rendered(view)
+            case .some:
+                mustRead = false
+            case nil:
+                mustRead = true
+            }
         }
     }
 
     /// Submits a job and waits for it: the synchronous mode of Judge0 (`wait=true`) and Jobe.
     func run(_ request: JobRequest, timeout: Duration) throws(APIError) -> JobView {
         let submitted = try submit(request)
-        return try wait(id: submitted.view.id, timeout: timeout)
+        return try wait(id: submitted.view.id, timeout: timeout, submitted: submitted.created ? submitted.view : nil)
     }
 
     /// A page of jobs, newest first (admin).
@@ -256,6 +277,7 @@ final class JobService: Sendable {
             }
             let state = try storeCall { () throws(JobStoreError) in try store.cancel(id: JobID(id), webhook: webhook) }
             running.cancel(id)
+            submittedJobs.forget(id)
             guard let after = try self.record(id: id) else { throw Self.notFound(id) }
             let view = rendered(StoredJob.view(of: after)).view
             if state == .cancelled {
@@ -410,4 +432,49 @@ final class FinishedJobCache: Sendable {
             }
         }
     }
+}
+
+/// A job as it was submitted in this process: its request and what validating it gave.
+struct SubmittedJob: Sendable {
+    var request: JobRequest
+    var job: ValidatedJob
+}
+
+/// Jobs submitted in this process that no runner has claimed yet, bounded by the size of their
+/// stored requests. A job missing here (over the bound, or queued before a restart) is simply
+/// decoded from the store by the runner that claims it.
+final class SubmittedJobs: Sendable {
+    private struct State {
+        var entries: [String: (job: SubmittedJob, bytes: Int)] = [:]
+        var bytes = 0
+    }
+
+    private let state = Mutex(State())
+    let maxBytes: Int
+
+    init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    /// Keeps `job` under `id` unless that would pass `maxBytes`.
+    func keep(_ id: String, _ job: SubmittedJob, bytes: Int) {
+        state.withLock { state in
+            guard state.bytes + bytes <= maxBytes, state.entries[id] == nil else { return }
+            state.entries[id] = (job, bytes)
+            state.bytes += bytes
+        }
+    }
+
+    /// The job kept under `id`, which is forgotten.
+    func take(_ id: String) -> SubmittedJob? {
+        state.withLock { state in
+            guard let entry = state.entries.removeValue(forKey: id) else { return nil }
+            state.bytes -= entry.bytes
+            return entry.job
+        }
+    }
+
+    /// Forgets `id` (a queued job was cancelled).
+    func forget(_ id: String) { _ = take(id) }
+
+    /// Jobs kept and their total request bytes.
+    var usage: (count: Int, bytes: Int) { state.withLock { ($0.entries.count, $0.bytes) } }
 }

@@ -29,8 +29,9 @@ enum StoredJob {
     }
 
     /// The API view of a stored job whose request the caller has already decoded (decoding is
-    /// the expensive part of rendering a job).
-    static func view(of record: JobRecord, request: JobRequest?) -> JobView {
+    /// the expensive part of rendering a job). A caller that made the result passes its
+    /// `details`, which are otherwise decoded from `JobResult.extra`.
+    static func view(of record: JobRecord, request: JobRequest?, details knownDetails: Details? = nil) -> JobView {
         let state: JobState = switch record.state {
         case .queued: .queued
         case .running: .running
@@ -45,7 +46,7 @@ enum StoredJob {
         guard state == .finished, let result = record.result else { return view }
         view.verdict = Verdict(rawValue: result.verdict.rawValue) ?? .internalError
         view.message = result.message
-        if let extra = result.extra, let details = try? APIJSON.makeDecoder().decode(Details.self, from: extra) {
+        if let details = knownDetails ?? result.extra.flatMap({ try? APIJSON.makeDecoder().decode(Details.self, from: $0) }) {
             view.compile = details.compile
             view.tests = details.tests
             view.score = details.score
@@ -56,8 +57,9 @@ enum StoredJob {
         return view
     }
 
-    /// The store's result for a graded job.
-    static func result(grade: JobGrade, compile: RunOutcome?) -> JobResult {
+    /// The store's result for a graded job, and the details it holds in `extra` (for views of
+    /// the job made before it is read back).
+    static func result(grade: JobGrade, compile: RunOutcome?) -> (result: JobResult, details: Details) {
         let compileView = compile.map(CompileView.init(outcome:))
         let testViews = grade.tests.map(TestResultView.init(grade:))
         let details = Details(compile: compileView, tests: testViews, score: grade.score)
@@ -72,16 +74,18 @@ enum StoredJob {
                 stdoutTruncated: test.outcome?.stdoutTruncated ?? false, stderrTruncated: test.outcome?.stderrTruncated ?? false,
                 message: test.message)
         }
-        return JobStore::JobResult(
+        let result = JobStore::JobResult(
             verdict: JobStore::Verdict(rawValue: grade.verdict.rawValue), message: grade.message,
             compileOutput: compile.map { Data($0.stdout + $0.stderr) },
             compileOutputTruncated: compile.map { $0.stdoutTruncated || $0.stderrTruncated } ?? false,
             score: Double(grade.score), tests: tests, extra: APIJSON.encode(details))
+        return (result, details)
     }
 
     /// A result for a job that could not be run at all (its request no longer validates, say).
-    static func internalErrorResult(_ message: String) -> JobResult {
-        JobStore::JobResult(verdict: .internalError, message: message, extra: APIJSON.encode(Details(compile: nil, tests: [], score: 0)))
+    static func internalErrorResult(_ message: String) -> (result: JobResult, details: Details) {
+        let details = Details(compile: nil, tests: [], score: 0)
+        return (JobStore::JobResult(verdict: .internalError, message: message, extra: APIJSON.encode(details)), details)
     }
 
     /// `hex(SHA-256(canonical request))`: what an `Idempotency-Key` is checked against.

@@ -233,4 +233,58 @@ struct JobAPIEndToEndTests {
         #expect(health.json["status"] as? String == "ok")
         #expect(health.json["sandbox"] as? String == "ok")
     }
+
+    /// A finished job's view is made when its result is stored, not read back from the store:
+    /// it must be byte for byte what reading the job from the store renders.
+    @Test func theViewMadeAtCompletionIsTheOneReadFromTheStore() async throws {
+        let fixture = try await TestService.start()
+        let api = fixture.transport(.live)
+        let source = """
+        #include <stdio.h>
+        int main(void) { char s[64]; if (!fgets(s, sizeof s, stdin)) return 3; fputs(s, stdout); fputs("err\\n", stderr); return 0; }
+        """
+        let job = try await api.run([
+            "language": "c", "source": source, "metadata": ["course": "cs101", "n": 3],
+            "tests": [["name": "echo", "stdin": "a\n", "expected_output": "a\n", "points": 2], ["stdin": "", "expected_output": "x"]],
+        ])
+        #expect(job.json["verdict"] as? String == "runtime_error", "\(job)")
+        let id = try #require(job.json["id"] as? String)
+        let jobs = fixture.service.service
+        let atCompletion = try #require(jobs.finishedJobs[id]).json
+        jobs.finishedJobs.removeAll()
+        let fromStore = try jobs.renderedJob(id: id).json
+        #expect(String(decoding: atCompletion, as: UTF8.self) == String(decoding: fromStore, as: UTF8.self))
+        #expect(jobs.submittedJobs.usage.count == 0, "the runner took the submitted job")
+    }
+
+    /// Runners take submitted jobs decoded from memory; a queued job that is cancelled is dropped
+    /// from there too, and the memory they hold is bounded.
+    @Test func submittedJobsAreKeptForTheRunnersWithinABound() async throws {
+        let fixture = try await TestService.start(workers: 1)
+        let api = fixture.transport(.live)
+        let jobs = fixture.service.service
+        let blocker = try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "sleep 60", "limits": ["wall_time_ms": 60_000]]))
+        let blockerID = try #require(blocker.json["id"] as? String)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await api.get("/v1/jobs/\(blockerID)").json["state"] as? String != "running", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let queued = try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "echo queued"]))
+        let queuedID = try #require(queued.json["id"] as? String)
+        #expect(jobs.submittedJobs.usage.count == 1)
+        #expect(try await api.delete("/v1/jobs/\(queuedID)").json["state"] as? String == "cancelled")
+        #expect(jobs.submittedJobs.usage == (0, 0))
+        #expect(try await api.delete("/v1/jobs/\(blockerID)").json["state"] as? String == "cancelled")
+
+        let request = JobRequest(language: "bash", source: "true")
+        let entry = SubmittedJob(request: request, job: try jobs.validator.validate(request))
+        let bounded = SubmittedJobs(maxBytes: 100)
+        bounded.keep("a", entry, bytes: 60)
+        bounded.keep("b", entry, bytes: 60)
+        #expect(bounded.usage == (1, 60), "b would pass the bound")
+        #expect(bounded.take("b") == nil)
+        #expect(bounded.take("a")?.request == request)
+        #expect(bounded.take("a") == nil && bounded.usage == (0, 0))
+    }
+
 }
