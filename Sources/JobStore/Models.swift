@@ -11,15 +11,31 @@ public struct JobID: Hashable, Sendable, CustomStringConvertible {
 
     /// A new unguessable identifier from the system's cryptographic random source.
     public static func random() -> JobID {
+        // Two 64-bit draws (each one getrandom call) give the 128 bits, written as unpadded
+        // base64url: 21 full 6-bit digits and the last 2 bits.
         var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let base64 = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        return JobID(base64)
+        let high = generator.next(), low = generator.next()
+        let alphabet = Self.base64URLDigits
+        let text = String(unsafeUninitializedCapacity: 22) { buffer in
+            for index in 0..<22 {
+                let bit = index * 6
+                let digit: UInt64 = if bit + 6 <= 64 {
+                    high >> UInt64(58 - bit)
+                } else if bit < 64 {
+                    (high << UInt64(bit - 58)) | (low >> UInt64(122 - bit))
+                } else if bit + 6 <= 128 {
+                    low >> UInt64(122 - bit)
+                } else {
+                    low << UInt64(bit - 122)
+                }
+                buffer[index] = alphabet[Int(digit & 63)]
+            }
+            return 22
+        }
+        return JobID(text)
     }
+
+    private static let base64URLDigits = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// The raw identifier.
     public var description: String { rawValue }

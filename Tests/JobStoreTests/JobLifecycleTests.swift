@@ -38,7 +38,14 @@ import Testing
         for id in ids {
             #expect(id.count == 22)
             #expect(id.allSatisfy(allowed.contains))
+            // 128 bits in unpadded base64url: the last digit holds 2 bits, so it is A, Q, g or w.
+            #expect("AQgw".contains(id.last!), "\(id)")
+            // Which base64 decodes back to 16 bytes.
+            let padded = id.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "=="
+            #expect(Data(base64Encoded: padded)?.count == 16, "\(id)")
         }
+        // Every digit shows up in the other positions of 200 random ids.
+        #expect(Set(ids.flatMap { $0.dropLast() }).count == 64)
     }
 
     @Test func claimsByPriorityThenFIFOAndOnlyOnce() throws {

@@ -154,8 +154,9 @@ struct BenchE2E: ParsableCommand {
                     failures.increment()
                     return
                 }
+                let message = KeepAliveClient.message("POST", "/v1/jobs?wait=60", body: body)
                 while monotonicNanoseconds() < deadline {
-                    guard let (status, response) = try? connection.request("POST", "/v1/jobs?wait=60", body: body),
+                    guard let (status, response) = try? connection.send(message),
                           status == 200, response.contains(Array(#""verdict":"accepted""#.utf8))
                     else {
                         failures.increment()
@@ -201,34 +202,63 @@ final class KeepAliveClient {
 
     /// Sends one request and returns the status and body.
     func request(_ method: String, _ target: String, body: [UInt8]) throws -> (Int, [UInt8]) {
+        try send(Self.message(method, target, body: body))
+    }
+
+    /// A request's bytes, built once by callers that send it many times.
+    static func message(_ method: String, _ target: String, body: [UInt8]) -> [UInt8] {
         let head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
-        let message = Array(head.utf8) + body
+        return Array(head.utf8) + body
+    }
+
+    /// Sends a whole request message and returns the response's status and body. The response
+    /// is parsed on its bytes: the client's own work must stay small beside the server's.
+    func send(_ message: [UInt8]) throws -> (Int, [UInt8]) {
         var sent = 0
         while sent < message.count {
-            let n = message[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = message[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { throw ValidationError("send failed") }
             sent += n
         }
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
         while true {
-            if let headEnd = buffer.firstRange(of: separator) {
-                let headText = String(decoding: buffer[..<headEnd.lowerBound], as: UTF8.self)
-                let lines = headText.split(separator: "\r\n")
-                let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-                let length = lines.first { $0.lowercased().hasPrefix("content-length:") }
-                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                let total = headEnd.upperBound + length
+            if let headEnd = buffer.firstRange(of: Self.headTerminator) {
+                let head = buffer[..<headEnd.lowerBound]
+                // "HTTP/1.1 200 ": the status is bytes 9 to 11.
+                let status = head.count >= 12 ? head.dropFirst(9).prefix(3).reduce(0) { $0 * 10 + Int($1) - 48 } : 0
+                let total = headEnd.upperBound + Self.contentLength(in: head)
                 if buffer.count >= total {
                     let responseBody = Array(buffer[headEnd.upperBound..<total])
                     buffer.removeFirst(total)
                     return (status, responseBody)
                 }
             }
-            var chunk = [UInt8](repeating: 0, count: 65_536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { throw ValidationError("connection closed") }
             buffer += chunk[0..<n]
         }
+    }
+
+    private var chunk = [UInt8](repeating: 0, count: 65_536)
+    private static let headTerminator = Array("\r\n\r\n".utf8)
+    private static let contentLengthName = Array("\r\ncontent-length:".utf8)
+
+    /// The Content-Length of a response head (0 when absent), its name matched without case.
+    private static func contentLength(in head: ArraySlice<UInt8>) -> Int {
+        let name = contentLengthName
+        var index = head.startIndex
+        while index + name.count <= head.endIndex {
+            if zip(head[index..<(index + name.count)], name).allSatisfy({ ((65...90).contains($0) ? $0 | 0x20 : $0) == $1 }) {
+                var value = 0
+                for byte in head[(index + name.count)...] {
+                    if byte == UInt8(ascii: " ") { continue }
+                    guard (48...57).contains(byte) else { break }
+                    value = value * 10 + Int(byte) - 48
+                }
+                return value
+            }
+            index += 1
+        }
+        return 0
     }
 }
 

@@ -76,13 +76,18 @@ final class JobService: Sendable {
     /// end it came through (a metrics label).
     func submit(body: some Collection<UInt8>, idempotencyKey: String? = nil, requestID: String? = nil,
                 api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
-        try submit(try APIJSON.decodeRequest(JobRequest.self, from: Data(body)), idempotencyKey: idempotencyKey,
-                   requestID: requestID, api: api)
+        let json = Data(body)
+        // The body is stored as it came: it decodes to this very request, and encoding the
+        // request again (canonically) would cost as much as decoding it did.
+        return try submit(try APIJSON.decodeRequest(JobRequest.self, from: json), storing: json,
+                          idempotencyKey: idempotencyKey, requestID: requestID, api: api)
     }
 
     /// Validates and queues one job. With `idempotencyKey`, a repeat of the same request returns
     /// the first job (`created == false`) and a different request with the key is a 409.
-    func submit(_ request: JobRequest, idempotencyKey: String? = nil, requestID: String? = nil,
+    /// `storing` is JSON that decodes to `request` to store as the job's request (its canonical
+    /// encoding otherwise).
+    func submit(_ request: JobRequest, storing json: Data? = nil, idempotencyKey: String? = nil, requestID: String? = nil,
                 api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
         if let idempotencyKey {
             guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
@@ -94,7 +99,7 @@ final class JobService: Sendable {
                 return Submitted(view: try job(id: existing.rawValue), created: false)
             }
         }
-        let (job, validated) = try newJob(request, idempotencyKey: idempotencyKey)
+        let (job, validated) = try newJob(request, storing: json, idempotencyKey: idempotencyKey)
         try checkCapacity(adding: 1)
         let submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
         guard submission.created, let record = submission.record else {
@@ -141,7 +146,8 @@ final class JobService: Sendable {
         return items
     }
 
-    private func newJob(_ request: JobRequest, idempotencyKey: String?, fieldPrefix: String? = nil) throws(APIError) -> (NewJob, ValidatedJob) {
+    private func newJob(_ request: JobRequest, storing json: Data? = nil, idempotencyKey: String?,
+                        fieldPrefix: String? = nil) throws(APIError) -> (NewJob, ValidatedJob) {
         let validated: ValidatedJob
         do {
             validated = try validator.validate(request)
@@ -155,7 +161,7 @@ final class JobService: Sendable {
                            field: fieldPrefix.map { "\($0).callback_url" } ?? "callback_url")
         }
         let job = NewJob(
-            language: validated.language.id, priority: validated.priority, request: request.canonicalJSON,
+            language: validated.language.id, priority: validated.priority, request: json ?? request.canonicalJSON,
             callbackURL: validated.callbackURL?.absoluteString,
             idempotency: idempotencyKey.map { Idempotency(key: $0, requestHash: StoredJob.requestHash(request)) })
         return (job, validated)

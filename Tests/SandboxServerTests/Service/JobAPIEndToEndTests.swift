@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import JobStore
 import Testing
 
 @testable import SandboxServer
@@ -269,9 +270,12 @@ struct JobAPIEndToEndTests {
         while try await api.get("/v1/jobs/\(blockerID)").json["state"] as? String != "running", ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let queued = try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "echo queued"]))
+        let queuedBody = "{ \"language\": \"bash\",\n  \"source\": \"echo queued\" }"
+        let queued = try await api.post("/v1/jobs", queuedBody)
         let queuedID = try #require(queued.json["id"] as? String)
         #expect(jobs.submittedJobs.usage.count == 1)
+        // The native API stores the body as it came (it decodes to the same request).
+        #expect(try jobs.store.job(id: JobID(queuedID))?.request == Data(queuedBody.utf8))
         #expect(try await api.delete("/v1/jobs/\(queuedID)").json["state"] as? String == "cancelled")
         #expect(jobs.submittedJobs.usage == (0, 0))
         #expect(try await api.delete("/v1/jobs/\(blockerID)").json["state"] as? String == "cancelled")
