@@ -379,8 +379,9 @@ static void cis_vfork_window_enter(void) {
 
 static void cis_vfork_window_leave(void) {
     pthread_mutex_lock(&cis_vfork_lock);
-    if (--cis_vfork_in_flight == 0 && cis_server_dumpable == 1 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    // The child's uid change has cleared the flag on every successful spawn: setting it again
+    // (idempotent) costs one call, asking first would cost two.
+    if (--cis_vfork_in_flight == 0 && cis_server_dumpable == 1) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     pthread_mutex_unlock(&cis_vfork_lock);
 }
 #else

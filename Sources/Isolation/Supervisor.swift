@@ -440,7 +440,7 @@ struct Supervisor {
     }
 
     private static let stepNames: [Int32: String] = [
-        1: "reset signals", 2: "set parent-death signal", 3: "join cgroup", 4: "unshare cgroup namespace",
+        1: "reset signals", 2: "set parent-death signal", 4: "unshare cgroup namespace",
         5: "make mounts private", 6: "mount root tmpfs", 7: "mount", 8: "pivot_root", 9: "remount root read-only",
         10: "sethostname", 11: "enter the network namespace", 12: "chdir to working directory", 13: "setrlimit",
         14: "redirect stdio", 15: "close descriptors", 16: "drop capabilities", 17: "setgroups", 18: "setresgid",

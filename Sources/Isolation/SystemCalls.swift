@@ -27,12 +27,12 @@ enum System {
 
     /// Writes `value` at offset 0 of a kept-open interface file (cgroup files ignore the offset;
     /// pwrite keeps the descriptor reusable).
-    static func write(fd: Int32, _ value: String, what: String) throws(SandboxError) {
+    static func write(fd: Int32, _ value: String, what: @autoclosure () -> String) throws(SandboxError) {
         let bytes = Array(value.utf8)
         let written = bytes.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, $0.count, 0) }
         if written != bytes.count {
             let error = Glibc.errno
-            throw SandboxError(.filesystem, "write '\(value)' to \(what)", errno: written < 0 ? error : EIO)
+            throw SandboxError(.filesystem, "write '\(value)' to \(what())", errno: written < 0 ? error : EIO)
         }
     }
 
@@ -45,7 +45,7 @@ enum System {
 
     /// Reads `fd` to its end, at most `limit` bytes; with `fromStart`, from offset 0 with
     /// pread, so a kept-open cgroup or proc file yields its current contents each time.
-    static func readAll(fd: Int32, limit: Int, what: String, fromStart: Bool = false) throws(SandboxError) -> String {
+    static func readAll(fd: Int32, limit: Int, what: @autoclosure () -> String, fromStart: Bool = false) throws(SandboxError) -> String {
         // Interface files are a few bytes to a few KiB: a page-sized chunk, not a 64 KiB one
         // zeroed on every read.
         var buffer = [UInt8](repeating: 0, count: min(limit, 4096))
@@ -59,7 +59,7 @@ enum System {
             if n < 0 {
                 let error = Glibc.errno
                 if error == EINTR { continue }
-                throw SandboxError(.filesystem, "read \(what)", errno: error)
+                throw SandboxError(.filesystem, "read \(what())", errno: error)
             }
             if n == 0 { break }
             result.append(contentsOf: buffer[0..<n])

@@ -113,6 +113,8 @@ public struct Idempotency: Hashable, Sendable {
 
 /// A job to insert. The request is opaque encoded bytes (e.g. JSON) that the store never parses.
 public struct NewJob: Sendable {
+    /// The id the job gets when inserted (new and random unless the caller chose it).
+    public var id: JobID
     /// The language, kept as a column for listing and metrics.
     public var language: String
     /// Higher runs first; equal priorities run in submission order.
@@ -126,9 +128,10 @@ public struct NewJob: Sendable {
 
     /// Describes a job to insert.
     public init(
-        language: String, priority: Int = 0, request: Data, callbackURL: String? = nil,
+        id: JobID = .random(), language: String, priority: Int = 0, request: Data, callbackURL: String? = nil,
         idempotency: Idempotency? = nil
     ) {
+        self.id = id
         self.language = language
         self.priority = priority
         self.request = request

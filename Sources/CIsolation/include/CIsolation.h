@@ -108,7 +108,7 @@ typedef enum cis_step {
     CIS_STEP_NONE = 0,
     CIS_STEP_SIGNALS = 1,
     CIS_STEP_PDEATHSIG = 2,
-    CIS_STEP_CGROUP_JOIN = 3,
+    // 3 was joining the cgroup from the child; runs are now cloned into it (or joined by the parent).
     CIS_STEP_CGROUP_NS = 4,
     CIS_STEP_MOUNT_PRIVATE = 5,
     CIS_STEP_ROOT_TMPFS = 6,

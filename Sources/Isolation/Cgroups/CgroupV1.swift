@@ -103,15 +103,16 @@ final class CgroupV1Backend: CgroupBackend {
     private func slotPath(_ parent: String, _ slot: Int) -> String { "\(parent)/slot-\(slot)" }
 
     /// An interface file's text through its kept descriptor, or by path without one ("" when
-    /// unreadable: callers treat a missing value as zero).
-    private func read(_ fd: Int32, _ path: String) -> String {
-        if fd >= 0, let text = try? System.readAll(fd: fd, limit: 1 << 16, what: path, fromStart: true) { return text }
-        return (try? filesystem.read(path)) ?? ""
+    /// unreadable: callers treat a missing value as zero). The path is only built when needed:
+    /// these calls are on every run's path.
+    private func read(_ fd: Int32, _ path: @autoclosure () -> String) -> String {
+        if fd >= 0, let text = try? System.readAll(fd: fd, limit: 1 << 16, what: path(), fromStart: true) { return text }
+        return (try? filesystem.read(path())) ?? ""
     }
 
     /// Writes a value through the kept descriptor, or by path without one.
-    private func write(_ fd: Int32, _ path: String, _ value: String) throws(SandboxError) {
-        if fd >= 0 { try System.write(fd: fd, value, what: path) } else { try filesystem.write(path, value) }
+    private func write(_ fd: Int32, _ path: @autoclosure () -> String, _ value: String) throws(SandboxError) {
+        if fd >= 0 { try System.write(fd: fd, value, what: path()) } else { try filesystem.write(path(), value) }
     }
 
     func setUp(slots: Int) throws(SandboxError) {

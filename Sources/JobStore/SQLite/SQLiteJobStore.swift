@@ -109,7 +109,7 @@ public final class SQLiteJobStore: JobStore {
         if let idempotency = job.idempotency, let existing = try existingJob(for: idempotency, on: connection) {
             return Submission(id: existing, created: false)
         }
-        let id = JobID.random()
+        let id = job.id
         try connection.run(
             """
             INSERT INTO jobs (id, state, priority, language, request, callback_url, idempotency_key,

@@ -155,18 +155,21 @@ struct BenchE2E: ParsableCommand {
                     return
                 }
                 let message = KeepAliveClient.message("POST", "/v1/jobs?wait=60", body: body)
+                let accepted = Array(#""verdict":"accepted""#.utf8), idField = Array(#""id":""#.utf8)
+                var lastResponse: [UInt8]?
                 while monotonicNanoseconds() < deadline {
                     guard let (status, response) = try? connection.send(message),
-                          status == 200, response.contains(Array(#""verdict":"accepted""#.utf8))
+                          status == 200, response.contains(accepted)
                     else {
                         failures.increment()
                         continue
                     }
                     completed.add(1, ordering: .relaxed)
-                    if let range = response.firstRange(of: Array(#""id":""#.utf8)) {
-                        let idBytes = response[range.upperBound...].prefix { $0 != UInt8(ascii: "\"") }
-                        lastID.withLock { $0 = String(decoding: idBytes, as: UTF8.self) }
-                    }
+                    lastResponse = response
+                }
+                if let response = lastResponse, let range = response.firstRange(of: idField) {
+                    let idBytes = response[range.upperBound...].prefix { $0 != UInt8(ascii: "\"") }
+                    lastID.withLock { $0 = String(decoding: idBytes, as: UTF8.self) }
                 }
             }
             thread.start()
@@ -199,11 +202,6 @@ final class KeepAliveClient {
     }
 
     deinit { close(fd) }
-
-    /// Sends one request and returns the status and body.
-    func request(_ method: String, _ target: String, body: [UInt8]) throws -> (Int, [UInt8]) {
-        try send(Self.message(method, target, body: body))
-    }
 
     /// A request's bytes, built once by callers that send it many times.
     static func message(_ method: String, _ target: String, body: [UInt8]) -> [UInt8] {

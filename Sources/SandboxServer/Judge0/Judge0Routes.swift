@@ -355,14 +355,14 @@ struct Judge0Routes: Sendable {
     }
 
     private func statistics(_ request: HTTPRequest) throws(Judge0Failure) -> HTTPResponse {
-        // Each native language is named by its first Judge0 id (48, 49 and 50 all count as 50).
-        var names: [String: Judge0Statistics.LanguageName] = [:]
-        for language in languages.values {
-            guard let primary = language.definition.judge0.first?.id, let listed = languages[primary] else { continue }
-            names[language.definition.id] = (listed.id, listed.name)
-        }
         do {
             let answer = try statisticsCache.answer(invalidate: request.queryParameters["invalidate_cache"] == "true") { () throws(APIError) in
+                // Each native language is named by its first Judge0 id (48, 49 and 50 all count as 50).
+                var names: [String: Judge0Statistics.LanguageName] = [:]
+                for language in languages.values {
+                    guard let primary = language.definition.judge0.first?.id, let listed = languages[primary] else { continue }
+                    names[language.definition.id] = (listed.id, listed.name)
+                }
                 let now = Date()
                 let since = JobStore::Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
                     .adding(milliseconds: -Judge0Statistics.pastDays * JobStatistics.millisecondsPerDay)

@@ -54,7 +54,7 @@ struct APIRoutes: Sendable {
         var status: HTTPStatus = submitted.created ? .created : .ok
         var json: [UInt8]?
         if let wait {
-            let waited = try service.waitRendered(id: view.id, timeout: wait, submitted: submitted.created ? view : nil)
+            let waited = try service.waitRendered(id: view.id, timeout: wait, submitted: view)
             view = waited.view
             json = waited.json
             status = view.state == .finished || view.state == .cancelled ? .ok : .accepted

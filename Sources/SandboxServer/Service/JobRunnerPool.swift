@@ -195,30 +195,28 @@ final class JobRunnerPool: Sendable {
             WebhookRequest(url: url, payload: Judge0Callback.payload(
                 for: StoredJob.view(of: finished(at: .now), request: request, details: result.details)))
         }
-        // The finished job, built here rather than read back; when the store refused the result
-        // (the job was cancelled meanwhile) it is read, to tell waiters what it became.
-        let stored: JobRecord?
+        // The finished job's view, made here rather than read back; when the store refused the
+        // result (the job was cancelled meanwhile) the job is read, to tell waiters what it became.
+        let view: JobView?
         do {
             let finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
             let finishedRecord = finished(at: finishedAt)
-            stored = finishedRecord
             // Counted before waiters are told, so a client that saw the result also sees it counted.
             service.metrics.jobFinished(language: record.language, verdict: result.result.verdict,
                                         createdAt: record.createdAt, finishedAt: finishedAt)
             service.jobLog.finished(finishedRecord)
+            view = StoredJob.view(of: finishedRecord, request: request, details: result.details)
         } catch {
             if error.code == .leaseLost {
                 logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
             } else {
                 logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
             }
-            stored = try? service.store.job(id: record.id)
+            let current: JobRecord? = try? service.store.job(id: record.id)
+            view = current.map { StoredJob.view(of: $0, request: request) }
         }
-        // Render the job once, for waiters and the cache.
-        if let stored {
-            let details = stored.state == .finished && stored.result == result.result ? result.details : nil
-            service.events.publish(id, .state(service.rendered(StoredJob.view(of: stored, request: request, details: details)).view))
-        }
+        // Rendered once, for waiters and the cache.
+        if let view { service.events.publish(id, .state(service.rendered(view).view)) }
         // The job is over for this runner whatever the store said: drop its kept test events.
         service.events.forget(id)
     }

@@ -89,29 +89,38 @@ final class JobService: Sendable {
     /// encoding otherwise).
     func submit(_ request: JobRequest, storing json: Data? = nil, idempotencyKey: String? = nil, requestID: String? = nil,
                 api: ServerMetrics.API = .native) throws(APIError) -> Submitted {
+        var idempotency: Idempotency?
         if let idempotencyKey {
             guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255 else {
                 throw APIError(.invalidValue, "Idempotency-Key must be 1 to 255 characters", field: "Idempotency-Key")
             }
             // A retried submission must get its job back even when the queue has filled since.
-            let idempotency = Idempotency(key: idempotencyKey, requestHash: StoredJob.requestHash(request))
-            if let existing = try storeCall({ () throws(JobStoreError) in try store.job(idempotency: idempotency) }) {
+            let keyed = Idempotency(key: idempotencyKey, requestHash: StoredJob.requestHash(request))
+            if let existing = try storeCall({ () throws(JobStoreError) in try store.job(idempotency: keyed) }) {
                 return Submitted(view: try job(id: existing.rawValue), created: false)
             }
+            idempotency = keyed
         }
-        let (job, validated) = try newJob(request, storing: json, idempotencyKey: idempotencyKey)
+        let (job, validated) = try newJob(request, storing: json, idempotency: idempotency)
         try checkCapacity(adding: 1)
-        let submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
-        guard submission.created, let record = submission.record else {
+        // Kept before the insert commits: a runner may claim the job the moment it does.
+        submittedJobs.keep(job.id.rawValue, SubmittedJob(request: request, job: validated), bytes: job.request.count)
+        let submission: Submission
+        do throws(APIError) {
+            submission = try storeCall { () throws(JobStoreError) in try store.insert(job) }
+        } catch {
+            submittedJobs.forget(job.id.rawValue)
+            throw error
+        }
+        guard submission.created else {
+            submittedJobs.forget(job.id.rawValue)
             return Submitted(view: try self.job(id: submission.id.rawValue), created: false)
         }
-        // Kept before the runners are woken, so the one that claims the job finds it.
-        submittedJobs.keep(submission.id.rawValue, SubmittedJob(request: request, job: validated), bytes: job.request.count)
         jobLog.submitted(submission.id, language: job.language, requestID: requestID, request: job.request)
         noteQueued(1)
         workAvailable.signal()
         metrics.jobSubmitted(api: api, language: job.language)
-        return Submitted(view: StoredJob.view(of: record, request: request), created: true)
+        return Submitted(view: try view(of: submission, request: request), created: true)
     }
 
     /// Validates each job of a batch on its own and queues the valid ones in one transaction;
@@ -124,7 +133,7 @@ final class JobService: Sendable {
         for (index, decoded) in batch.decodeJobs().enumerated() {
             do {
                 let request = try decoded.get()
-                let (job, validated) = try newJob(request, idempotencyKey: nil, fieldPrefix: "jobs[\(index)]")
+                let (job, validated) = try newJob(request, idempotency: nil, fieldPrefix: "jobs[\(index)]")
                 accepted.append((index, job, SubmittedJob(request: request, job: validated)))
             } catch {
                 items[index].error = error.body.error
@@ -132,21 +141,38 @@ final class JobService: Sendable {
         }
         guard !accepted.isEmpty else { return items }
         try checkCapacity(adding: accepted.count)
-        let submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
-        for (entry, submission) in zip(accepted, submissions) where submission.created {
-            submittedJobs.keep(submission.id.rawValue, entry.submitted, bytes: entry.job.request.count)
+        // Kept before the insert commits, as in `submit`.
+        for entry in accepted { submittedJobs.keep(entry.job.id.rawValue, entry.submitted, bytes: entry.job.request.count) }
+        let submissions: [Submission]
+        do throws(APIError) {
+            submissions = try storeCall { () throws(JobStoreError) in try store.insert(batch: accepted.map(\.job)) }
+        } catch {
+            for entry in accepted { submittedJobs.forget(entry.job.id.rawValue) }
+            throw error
+        }
+        for (entry, submission) in zip(accepted, submissions) {
+            guard submission.created else {
+                submittedJobs.forget(entry.job.id.rawValue)
+                continue
+            }
             jobLog.submitted(submission.id, language: entry.job.language, requestID: requestID, request: entry.job.request)
         }
         noteQueued(accepted.count)
         workAvailable.signal(count: accepted.count)
         for entry in accepted { metrics.jobSubmitted(api: api, language: entry.job.language) }
         for (entry, submission) in zip(accepted, submissions) {
-            items[entry.index].job = try job(id: submission.id.rawValue)
+            items[entry.index].job = try view(of: submission, request: entry.submitted.request)
         }
         return items
     }
 
-    private func newJob(_ request: JobRequest, storing json: Data? = nil, idempotencyKey: String?,
+    /// The view of a job just inserted: from the record the store returned, read when it gave none.
+    private func view(of submission: Submission, request: JobRequest) throws(APIError) -> JobView {
+        if let record = submission.record { return StoredJob.view(of: record, request: request) }
+        return try job(id: submission.id.rawValue)
+    }
+
+    private func newJob(_ request: JobRequest, storing json: Data? = nil, idempotency: Idempotency?,
                         fieldPrefix: String? = nil) throws(APIError) -> (NewJob, ValidatedJob) {
         let validated: ValidatedJob
         do {
@@ -163,7 +189,7 @@ final class JobService: Sendable {
         let job = NewJob(
             language: validated.language.id, priority: validated.priority, request: json ?? request.canonicalJSON,
             callbackURL: validated.callbackURL?.absoluteString,
-            idempotency: idempotencyKey.map { Idempotency(key: $0, requestHash: StoredJob.requestHash(request)) })
+            idempotency: idempotency)
         return (job, validated)
     }
 
@@ -195,8 +221,8 @@ final class JobService: Sendable {
     }
 
     /// ``wait(id:timeout:)`` with the JSON encoding of the job. A caller that has just submitted
-    /// the job passes `submitted`, its view from the submission: the job is then known to be
-    /// unfinished, and the wait starts without reading it from the store.
+    /// the job passes `submitted`, its view from the submission: when that view is unfinished,
+    /// the wait starts without reading the job from the store.
     func waitRendered(id: String, timeout: Duration, submitted: JobView? = nil) throws(APIError) -> RenderedJob {
         if let cached = finishedJobs[id] { return cached }
         let subscription = events.subscribe(id)
@@ -205,7 +231,7 @@ final class JobService: Sendable {
         // After subscribing, one look at the job (the store's, or the submitter's view) and then
         // its events say all that happens to it; the store is read again only on the periodic
         // wake-up, which covers jobs finished elsewhere (e.g. abandoned by the lease reaper).
-        var mustRead = submitted.map { $0.id != id || $0.state == .finished || $0.state == .cancelled } ?? true
+        var mustRead = submitted.map { $0.state == .finished || $0.state == .cancelled } ?? true
         while true {
             // Finished and cancelled jobs are cached (rendered once) before their event is published.
             if let cached = finishedJobs[id] { return cached }
@@ -232,7 +258,7 @@ final class JobService: Sendable {
     /// Submits a job and waits for it: the synchronous mode of Judge0 (`wait=true`) and Jobe.
     func run(_ request: JobRequest, timeout: Duration) throws(APIError) -> JobView {
         let submitted = try submit(request)
-        return try wait(id: submitted.view.id, timeout: timeout, submitted: submitted.created ? submitted.view : nil)
+        return try wait(id: submitted.view.id, timeout: timeout, submitted: submitted.view)
     }
 
     /// A page of jobs, newest first (admin).

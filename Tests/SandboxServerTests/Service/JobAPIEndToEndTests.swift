@@ -280,6 +280,14 @@ struct JobAPIEndToEndTests {
         #expect(jobs.submittedJobs.usage == (0, 0))
         #expect(try await api.delete("/v1/jobs/\(blockerID)").json["state"] as? String == "cancelled")
 
+        // A batch: its jobs are kept before they are inserted, so a runner that claims one the
+        // moment it commits still finds it, and nothing is left behind once all have run.
+        let batch = try await api.post("/v1/jobs/batch", jsonText(["jobs": Array(repeating: ["language": "bash", "source": "true"], count: 20)]))
+        let batchIDs = try #require(batch.json["jobs"] as? [[String: Any]]).compactMap { ($0["job"] as? [String: Any])?["id"] as? String }
+        #expect(batchIDs.count == 20, "\(batch)")
+        for id in batchIDs { #expect(try await api.get("/v1/jobs/\(id)?wait=30").json["state"] as? String == "finished") }
+        #expect(jobs.submittedJobs.usage == (0, 0))
+
         let request = JobRequest(language: "bash", source: "true")
         let entry = SubmittedJob(request: request, job: try jobs.validator.validate(request))
         let bounded = SubmittedJobs(maxBytes: 100)
