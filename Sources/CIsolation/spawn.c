@@ -149,27 +149,8 @@ static int cis_loopback_up(void) {
     return rc;
 }
 
-/// Closes every descriptor ≥ 3 except the `count` in `keep` (sorted ascending, all ≥ 3).
-static int cis_close_fds_except(const int *keep, int count) {
-    unsigned int next = 3;
-    for (int i = 0; i < count; i++) {
-        if ((unsigned)keep[i] > next && syscall(SYS_close_range, next, (unsigned)keep[i] - 1, 0U) != 0) return -1;
-        next = (unsigned)keep[i] + 1;
-    }
-    return (int)syscall(SYS_close_range, next, ~0U, 0U);
-}
-
-static void cis_sort3(int *values) {
-    for (int i = 0; i < 2; i++) {
-        for (int j = 0; j < 2 - i; j++) {
-            if (values[j] > values[j + 1]) {
-                int swap = values[j];
-                values[j] = values[j + 1];
-                values[j + 1] = swap;
-            }
-        }
-    }
-}
+/// Where the child keeps init's image until its execveat: just above init's fixed descriptors.
+#define CIS_CHILD_IMAGE_FD (CIS_INIT_STATUS_FD + 1)
 
 _Static_assert(CIS_INIT_STEP_FORK_PROGRAM == CIS_STEP_FORK_PROGRAM, "init's step numbers match cis_step");
 _Static_assert(CIS_INIT_STEP_SETSID == CIS_STEP_SETSID, "init's step numbers match cis_step");
@@ -256,22 +237,23 @@ __attribute__((noreturn)) static void cis_child_main(const struct cis_child_cont
     if (cis_dup_onto(plan->stdin_fd, 0) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 0);
     if (cis_dup_onto(plan->stdout_fd, 1) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 1);
     if (cis_dup_onto(plan->stderr_fd, 2) != 0) cis_child_fail(error_fd, CIS_STEP_STDIO, errno, 2);
-    // Above init's fixed descriptors, so placing them there cannot clobber one still needed.
-    int moved_error = fcntl(error_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
+    // Copies above every fixed descriptor (init's two and the image's), so placing them cannot
+    // clobber one still needed; then one close_range drops everything above.
+    int moved_error = fcntl(error_fd, F_DUPFD_CLOEXEC, CIS_CHILD_IMAGE_FD + 1);
     if (moved_error < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 0);
     error_fd = moved_error;
-    int moved_status = fcntl(status_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
+    int moved_status = fcntl(status_fd, F_DUPFD_CLOEXEC, CIS_CHILD_IMAGE_FD + 1);
     if (moved_status < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 1);
-    int image = fcntl(plan->init_fd, F_DUPFD_CLOEXEC, CIS_INIT_STATUS_FD + 1);
-    if (image < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 2);
-    int keep[3] = {moved_error, moved_status, image};
-    cis_sort3(keep);
-    if (cis_close_fds_except(keep, 3) != 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 3);
+    int moved_image = fcntl(plan->init_fd, F_DUPFD_CLOEXEC, CIS_CHILD_IMAGE_FD + 1);
+    if (moved_image < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 2);
+    // dup2 clears close-on-exec: init inherits its two pipes. The image stays CLOEXEC (gone at
+    // init's execve).
     if (dup2(moved_error, CIS_INIT_ERROR_FD) < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 4);
     error_fd = CIS_INIT_ERROR_FD;
-    close(moved_error);
     if (dup2(moved_status, CIS_INIT_STATUS_FD) < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 5);
-    close(moved_status);
+    if (dup3(moved_image, CIS_CHILD_IMAGE_FD, O_CLOEXEC) < 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 6);
+    if (syscall(SYS_close_range, CIS_CHILD_IMAGE_FD + 1, ~0U, 0U) != 0) cis_child_fail(error_fd, CIS_STEP_CLOSE_FDS, errno, 3);
+    const int image = CIS_CHILD_IMAGE_FD;
 
     // 8. rlimits (prlimit64 is a plain syscall; they are per process, not per address space).
     for (size_t i = 0; i < plan->rlimit_count; i++) {
