@@ -46,10 +46,13 @@ struct Judge0EndToEndTests {
     /// A zip made by the host's Python: `entries` maps names to contents; `links` maps link
     /// names to targets (stored as symbolic links, as `zip -y` would).
     /// `zeroFilled` maps names to sizes of entries made of zero bytes (a zip bomb compresses
-    /// 11 MB of them to a few KB).
-    func zipArchive(_ entries: [String: String], links: [String: String] = [:], zeroFilled: [String: Int] = [:]) throws -> String {
+    /// 11 MB of them to a few KB). `emptyFiles` adds that many empty entries. `understated`
+    /// rewrites the uncompressed size its headers declare for those entries to 1 KB (a lying
+    /// header).
+    func zipArchive(_ entries: [String: String], links: [String: String] = [:], zeroFilled: [String: Int] = [:],
+                    emptyFiles: Int = 0, understated: [String] = []) throws -> String {
         let script = """
-        import base64, io, json, sys, zipfile
+        import base64, io, json, struct, sys, zipfile
         spec = json.loads(sys.argv[1])
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -61,11 +64,24 @@ struct Judge0EndToEndTests {
                 archive.writestr(info, target)
             for name, size in spec["zeros"].items():
                 archive.writestr(name, bytes(size))
-        print(base64.b64encode(buffer.getvalue()).decode())
+            for index in range(spec["empty"]):
+                archive.writestr("f%d" % index, "")
+        data = bytearray(buffer.getvalue())
+        for name in spec["understated"]:
+            encoded = name.encode()
+            # Local header: size at 22, name at 30; central header: size at 24, name at 46.
+            for signature, size_at, name_at in ((b"PK\\x03\\x04", 22, 30), (b"PK\\x01\\x02", 24, 46)):
+                start = data.find(signature)
+                while start >= 0:
+                    if data[start + name_at:start + name_at + len(encoded)] == encoded:
+                        struct.pack_into("<I", data, start + size_at, 1024)
+                    start = data.find(signature, start + 4)
+        print(base64.b64encode(bytes(data)).decode())
         """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, jsonText(["entries": entries, "links": links, "zeros": zeroFilled])]
+        process.arguments = ["-c", script, jsonText(["entries": entries, "links": links, "zeros": zeroFilled,
+                                                     "empty": emptyFiles, "understated": understated])]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -148,6 +164,10 @@ struct Judge0EndToEndTests {
             ("symbolic link", try zipArchive(["notes.txt": "x"], links: ["link": canary]), "symbolic link"),
             ("zip bomb", try zipArchive([:], zeroFilled: ["zeros.bin": 11 << 20]), "exceed 10240 KB"),
             ("not a zip", Data("this is not a zip archive".utf8).base64EncodedString(), "not a zip archive"),
+            ("backslashes", try zipArchive(["..\\..\\escape.txt": "x"]), "unsafe path"),
+            ("too many entries", try zipArchive([:], emptyFiles: 10_001), "more than 10000 entries"),
+            // The header says 1 KB; 11 MB come out. Refused while extracting, never written in full.
+            ("lying header", try zipArchive([:], zeroFilled: ["zeros.bin": 11 << 20], understated: ["zeros.bin"]), "zeros.bin"),
         ]
         for (name, archive, reason) in hostile {
             for languageID in [71, 50] {
