@@ -98,10 +98,11 @@ final class Connection {
 
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
-    /// Sets `PRAGMA synchronous` if it differs from the current level.
+    /// Sets `PRAGMA synchronous` if it differs from the current level (through a cached
+    /// statement: claims and durable writes alternate, so the level flips a few times per job).
     func setSynchronous(_ level: Synchronous) throws {
         guard currentSynchronous != level else { return }
-        try execute("PRAGMA synchronous=\(level == .full ? "FULL" : "NORMAL")")
+        _ = try run(level == .full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         currentSynchronous = level
     }
 
