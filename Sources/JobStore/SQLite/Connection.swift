@@ -98,11 +98,10 @@ final class Connection {
 
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
-    /// Sets `PRAGMA synchronous` if it differs from the current level (through a cached
-    /// statement: claims and durable writes alternate, so the level flips a few times per job).
+    /// Sets `PRAGMA synchronous` if it differs from the current level.
     func setSynchronous(_ level: Synchronous) throws {
         guard currentSynchronous != level else { return }
-        _ = try run(level == .full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+        try execute("PRAGMA synchronous=\(level == .full ? "FULL" : "NORMAL")")
         currentSynchronous = level
     }
 
