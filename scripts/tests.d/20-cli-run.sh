@@ -80,6 +80,22 @@ print(n)'
 [ "$(cat /tmp/cli-out.$$)" = "3" ] && ok "fork count under --processes 5" || not_ok "fork count" "$(cat /tmp/cli-out.$$)"
 expect_status "bad size is a usage error" 64 "${RUN[@]}" --memory 12Q -- /bin/true
 
+# A supervisor killed outright takes its sandbox with it (init's parent-death signal), and the
+# next start clears the cgroups, mounts and directories it could not.
+marker="7$$"
+"${RUN[@]}" --wall-time 60 -- /bin/sleep "$marker" >/dev/null 2>&1 &
+supervisor=$!
+for _ in $(seq 50); do pgrep -f "^/bin/sleep $marker\$" >/dev/null && break; sleep 0.1; done
+if pgrep -f "^/bin/sleep $marker\$" >/dev/null; then
+    kill -9 "$supervisor"; wait "$supervisor" 2>/dev/null
+    for _ in $(seq 50); do pgrep -f "^/bin/sleep $marker\$" >/dev/null || break; sleep 0.1; done
+    pgrep -f "^/bin/sleep $marker\$" >/dev/null && not_ok "a killed supervisor's program dies with it" "$(pgrep -af "sleep $marker")" \
+        || ok "a killed supervisor's program dies with it"
+else
+    not_ok "a killed supervisor's program dies with it" "the program never started"
+fi
+expect_status "the next start clears what a killed supervisor left" 0 "${RUN[@]}" -- /bin/true
+
 # Nothing of ours is left behind.
 left=$(ls -d /sys/fs/cgroup/*/sandbox-server-cli-test /sys/fs/cgroup/sandbox-server-cli-test "$WORK" 2>/dev/null)
 [ -z "$left" ] && ok "no cgroup or work directory left" || not_ok "leftovers" "$left"
