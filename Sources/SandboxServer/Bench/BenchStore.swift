@@ -194,19 +194,23 @@ struct BenchStore: ParsableCommand {
 
     private func batchInsertScenario(in scratch: ScratchDirectory) throws -> Scenario {
         let store = try openStore(scratch, "batch.sqlite")
-        let batch = Array(repeating: NewJob(language: "python", request: Self.request), count: 100)
         let batches = max(operations / 20, 10)
         return Scenario(Row.batch, "rows/s") {
             try Self.rate(batches * 100) {
-                for _ in 0..<batches { _ = try store.insert(batch: batch) }
+                for _ in 0..<batches { _ = try store.insert(batch: Self.batch(of: 100)) }
             }
         }
+    }
+
+    /// `count` new jobs, each with its own id (a repeated `NewJob` would repeat its id).
+    private static func batch(of count: Int) -> [NewJob] {
+        (0..<count).map { _ in NewJob(language: "python", request: request) }
     }
 
     /// Fills the queue with `count` jobs (not timed).
     private static func fill(_ store: SQLiteJobStore, _ count: Int) throws {
         for _ in 0..<(count / 100) {
-            _ = try store.insert(batch: Array(repeating: NewJob(language: "python", request: request), count: 100))
+            _ = try store.insert(batch: batch(of: 100))
         }
     }
 
@@ -288,7 +292,7 @@ struct BenchStore: ParsableCommand {
         let store = try openStore(scratch, "concurrent.sqlite")
         var ids: [JobID] = []
         for _ in 0..<50 {
-            ids += try store.insert(batch: Array(repeating: NewJob(language: "python", request: Self.request), count: 100)).map(\.id)
+            ids += try store.insert(batch: Self.batch(of: 100)).map(\.id)
         }
         // Half of them finished, so reads include the per-test results.
         for _ in 0..<(ids.count / 2) {
