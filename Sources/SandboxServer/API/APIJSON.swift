@@ -35,6 +35,9 @@ enum APIJSON {
         }
     }
 
+    /// `value` as API JSON, written by hand (see ``JSONWritable``).
+    static func encode(_ value: some JSONWritable) -> Data { Data(value.jsonBytes) }
+
     /// Decodes a request body, turning every decoding failure into the ``APIError`` the client gets.
     static func decodeRequest<Request: Decodable>(_ type: Request.Type, from body: Data) throws(APIError) -> Request {
         do {

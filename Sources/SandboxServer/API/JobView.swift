@@ -259,3 +259,92 @@ extension JobView {
             metadata: job.metadata, createdAt: createdAt)
     }
 }
+
+// Hand-written encodings of the views (see `JSONWritable`); keys in `.sortedKeys` order.
+
+extension CompileView: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            writer.key("exit_code")
+            writer.optionalInteger(exitCode)
+            writer.key("output")
+            writer.string(output)
+            writer.key("output_encoding")
+            writer.rawValue(outputEncoding)
+            writer.key("time_ms")
+            writer.integer(timeMs)
+        }
+    }
+}
+
+extension TestResultView: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            writer.key("cpu_time_ms")
+            writer.optionalInteger(cpuTimeMs)
+            writer.key("exit_code")
+            writer.optionalInteger(exitCode)
+            writer.key("memory_bytes")
+            writer.optionalInteger(memoryBytes)
+            writer.key("message")
+            writer.optionalString(message)
+            writer.key("name")
+            writer.string(name)
+            writer.key("points")
+            writer.integer(points)
+            writer.key("points_awarded")
+            writer.integer(pointsAwarded)
+            writer.key("signal")
+            writer.optionalInteger(signal)
+            writer.key("stderr")
+            writer.optionalString(stderr)
+            writer.key("stderr_encoding")
+            writer.optionalRawValue(stderrEncoding)
+            writer.key("stderr_truncated")
+            writer.bool(stderrTruncated)
+            writer.key("stdout")
+            writer.optionalString(stdout)
+            writer.key("stdout_encoding")
+            writer.optionalRawValue(stdoutEncoding)
+            writer.key("stdout_truncated")
+            writer.bool(stdoutTruncated)
+            writer.key("verdict")
+            writer.rawValue(verdict)
+            writer.key("wall_time_ms")
+            writer.optionalInteger(wallTimeMs)
+        }
+    }
+}
+
+extension JobView: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            writer.key("compile")
+            writer.optional(compile) { $1.write(to: &$0) }
+            writer.key("created_at")
+            writer.date(createdAt)
+            writer.key("finished_at")
+            writer.optionalDate(finishedAt)
+            writer.key("id")
+            writer.string(id)
+            writer.key("language")
+            writer.string(language)
+            writer.key("max_score")
+            writer.integer(maxScore)
+            writer.key("message")
+            writer.optionalString(message)
+            writer.key("metadata")
+            writer.value(metadata ?? .null)
+            writer.key("score")
+            writer.optionalInteger(score)
+            writer.key("started_at")
+            writer.optionalDate(startedAt)
+            writer.key("state")
+            writer.rawValue(state)
+            writer.key("tests")
+            writer.array(tests) { $1.write(to: &$0) }
+            writer.key("verdict")
+            writer.optionalRawValue(verdict)
+        }
+    }
+}

@@ -226,6 +226,10 @@ struct APIRoutes: Sendable {
         HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(bytes))
     }
 
+    static func json(_ value: some JSONWritable, status: HTTPStatus = .ok) -> HTTPResponse {
+        json(bytes: value.jsonBytes, status: status)
+    }
+
     static func json(_ value: some Encodable, status: HTTPStatus = .ok) -> HTTPResponse {
         HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(Array(APIJSON.encode(value))))
     }

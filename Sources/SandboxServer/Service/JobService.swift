@@ -209,7 +209,7 @@ final class JobService: Sendable {
 
     /// Encodes a view, remembering it when the job is finished or cancelled.
     func rendered(_ view: JobView) -> RenderedJob {
-        let rendered = RenderedJob(view: view, json: Array(APIJSON.encode(view)))
+        let rendered = RenderedJob(view: view, json: view.jsonBytes)
         if view.state == .finished || view.state == .cancelled { finishedJobs[view.id] = rendered }
         return rendered
     }

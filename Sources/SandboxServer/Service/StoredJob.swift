@@ -78,18 +78,36 @@ enum StoredJob {
             verdict: JobStore::Verdict(rawValue: grade.verdict.rawValue), message: grade.message,
             compileOutput: compile.map { Data($0.stdout + $0.stderr) },
             compileOutputTruncated: compile.map { $0.stdoutTruncated || $0.stderrTruncated } ?? false,
-            score: Double(grade.score), tests: tests, extra: APIJSON.encode(details))
+            score: Double(grade.score), tests: tests, extra: Data(details.jsonBytes))
         return (result, details)
     }
 
     /// A result for a job that could not be run at all (its request no longer validates, say).
     static func internalErrorResult(_ message: String) -> (result: JobResult, details: Details) {
         let details = Details(compile: nil, tests: [], score: 0)
-        return (JobStore::JobResult(verdict: .internalError, message: message, extra: APIJSON.encode(details)), details)
+        return (JobStore::JobResult(verdict: .internalError, message: message, extra: Data(details.jsonBytes)), details)
     }
 
     /// `hex(SHA-256(canonical request))`: what an `Idempotency-Key` is checked against.
     static func requestHash(_ request: JobRequest) -> String {
         HMACSHA256.hex(SHA256.hash(Array(request.canonicalJSON)))
+    }
+}
+
+extension StoredJob.Details: JSONWritable {
+    /// As the synthesized `Encodable` writes it: absent optionals are left out.
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            if let compile {
+                writer.key("compile")
+                compile.write(to: &writer)
+            }
+            if let score {
+                writer.key("score")
+                writer.integer(score)
+            }
+            writer.key("tests")
+            writer.array(tests) { $1.write(to: &$0) }
+        }
     }
 }
