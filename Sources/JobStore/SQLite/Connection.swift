@@ -12,6 +12,8 @@ final class Connection {
     private var statements: [String: Statement] = [:]
     /// The `synchronous` level currently set, so switching tiers costs nothing when unchanged.
     private var currentSynchronous: Synchronous?
+    /// Successful syncs of the write-ahead log after durable group commits (for tests).
+    var walSyncCount = 0
 
     /// Opens `path`. The writer may create the file; readers open an existing one read-write (WAL
     /// readers need the shared-memory index) and are then made `query_only` by the caller.

@@ -9,7 +9,7 @@ public final class SQLiteJobStore: JobStore {
         /// The database file; created if missing (its directory must exist).
         public var path: String
         /// Durability of acknowledged writes (inserts, completions, cancels, webhooks, files).
-        /// Claims and lease renewals always commit with `.normal`; see `docs/jobstore.md`.
+        /// Claims and lease renewals are never synced; see `docs/jobstore.md`.
         public var synchronous: Synchronous = .full
         /// How long a write waits for a lock held by another process before failing with `.busy`.
         public var busyTimeoutMilliseconds: Int = 5_000
@@ -77,9 +77,13 @@ public final class SQLiteJobStore: JobStore {
         let now = configuration.clock().millisecondsSince1970
         startupRequeue = try wrap {
             try pool.writer.use { connection in
-                try connection.transaction(immediate: true) {
+                let report = try connection.transaction(immediate: true) {
                     try Self.requeueExpiredLeases(on: connection, now: now, maxAttempts: configuration.maxAttempts)
                 }
+                // From here on every write goes through a group commit, which syncs the log itself
+                // after the commits that must be durable (see `Connection.commit(group:syncDurable:)`).
+                try connection.setSynchronous(.normal)
+                return report
             }
         }
     }
@@ -812,29 +816,31 @@ public final class SQLiteJobStore: JobStore {
     }
 
     /// Runs `body` as one write on the single writer connection, grouped with whatever other writes
-    /// are waiting (see `GroupCommit.swift`): it returns once its group has committed. `durable:
-    /// false` writes alone commit without fsync even under `synchronous = FULL`; a later durable
-    /// commit syncs them too, because the WAL is written in order.
+    /// are waiting (see `GroupCommit.swift`): it returns once its group has committed and, for a
+    /// durable write under `synchronous = FULL`, once the log is synced. `durable: false` writes
+    /// are acknowledged at COMMIT without an fsync; a later sync covers them too, because the
+    /// log is written in order.
     private func write<T: Sendable>(
         durable: Bool = true, _ body: @escaping @Sendable (Connection) throws -> T
     ) throws(JobStoreError) -> T {
         let mine = PendingWrite(durable: durable, body)
-        writeQueue.enqueue(mine)
-        let synchronous = configuration.synchronous
-        try wrap {
-            try pool.writer.use { connection in
-                // Another thread may have run our write in its group while we waited for the lock;
-                // otherwise our write is still queued and we lead the next group.
-                while !mine.isFinished {
-                    let group = writeQueue.takeGroup()
-                    if group.isEmpty { break }  // cannot happen: leaders finish all they take
-                    // Writes that need no fsync (claims, renewals) are acknowledged first rather
-                    // than waiting for the fsync of the durable writes they arrived with.
-                    let relaxed = group.filter { !$0.durable }
-                    let durable = group.filter(\.durable)
-                    if !relaxed.isEmpty { connection.commit(group: relaxed, synchronous: synchronous) }
-                    if !durable.isEmpty { connection.commit(group: durable, synchronous: synchronous) }
+        var leads = writeQueue.enqueue(mine)
+        let syncDurable = configuration.synchronous == .full
+        while !mine.isFinished {
+            if !leads {
+                // Woken once: finished by a leader, or promoted to lead because ours is the oldest left.
+                leads = mine.waitForTurn() == .promoted
+                continue
+            }
+            do {
+                try pool.writer.use { connection in
+                    while let group = writeQueue.nextGroup(leaderOwn: mine) {
+                        connection.commit(group: group, syncDurable: syncDurable)
+                    }
                 }
+            } catch {
+                // `use` itself throws nothing but what the body throws, and the body throws nothing.
+                throw JobStoreError(.sqlite, "internal: the writer connection failed: \(error)")
             }
         }
         guard let outcome = mine.outcome else {
@@ -842,6 +848,9 @@ public final class SQLiteJobStore: JobStore {
         }
         return try outcome.get()
     }
+
+    /// How many times durable commits have synced the log (for tests).
+    var walSyncCount: Int { (try? pool.writer.use { $0.walSyncCount }) ?? 0 }
 
     /// Runs `body` on a read connection (a committed snapshot; never waits for the writer).
     private func read<T: Sendable>(_ body: (Connection) throws -> T) throws(JobStoreError) -> T {
