@@ -41,11 +41,12 @@ public protocol JobStore: Sendable {
     func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp
 
     /// `complete` followed by `claimNext` for the same worker, in one write: a runner that goes
-    /// straight on to its next job waits for one commit instead of two. If the completion fails
-    /// nothing is claimed.
+    /// straight on to its next job waits for one commit instead of two. Returns the finished
+    /// job's `finishedAt` and the next job, if one was queued. If the completion fails nothing
+    /// is claimed.
     func completeAndClaimNext(
         id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
-    ) throws(JobStoreError) -> JobRecord?
+    ) throws(JobStoreError) -> (finishedAt: Timestamp, next: JobRecord?)
 
     /// Cancels a queued or running job (enqueueing `webhook` with it); returns the state after the
     /// call, which is the unchanged final state when the job had already finished or was cancelled.

@@ -75,9 +75,10 @@ import Testing
         var done: [JobID] = []
         while true {
             done.append(current.id)
-            guard let next = try fixture.store.completeAndClaimNext(
+            let handover = try fixture.store.completeAndClaimNext(
                 id: current.id, worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, leaseMilliseconds: 1_000)
-            else { break }
+            #expect(try fixture.store.job(id: current.id)?.finishedAt == handover.finishedAt)
+            guard let next = handover.next else { break }
             #expect(next.state == .running && next.worker == "w")
             current = next
         }

@@ -281,12 +281,13 @@ public final class SQLiteJobStore: JobStore {
     /// Completes a job and claims the next one in one durable write (see `JobStore.completeAndClaimNext`).
     public func completeAndClaimNext(
         id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
-    ) throws(JobStoreError) -> JobRecord? {
+    ) throws(JobStoreError) -> (finishedAt: Timestamp, next: JobRecord?) {
         let now = now
-        return try write { connection in
+        let next = try write { connection in
             try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
             return try Self.claimNext(on: connection, worker: worker, now: now, leaseMilliseconds: leaseMilliseconds)
         }
+        return (Timestamp(millisecondsSince1970: now), next)
     }
 
     private static func complete(

