@@ -53,6 +53,8 @@ extension Decoder {
     /// typo in a limit into a silently applied default, so request types call this first.
     func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
         let container = try container(keyedBy: AnyCodingKey.self)
+        // The common case, every key known, asks each key's own `init?(stringValue:)` and builds nothing.
+        guard container.allKeys.contains(where: { Keys(stringValue: $0.stringValue) == nil }) else { return }
         let allowed = Set(Keys.allCases.map(\.stringValue))
         // Sorted so that with several unknown keys the error is the same on every run.
         if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {

@@ -40,6 +40,7 @@ final class JobEventLog: Sendable {
 
     func submitted(_ id: JobID, language: String, requestID: String?, request: Data) {
         if let requestID { remember(requestID, for: id.rawValue) }
+        guard logsInfo else { return }
         var metadata: Logger.Metadata = ["event": "job.submitted", "job": "\(id)", "language": "\(language)"]
         if let requestID { metadata["request_id"] = "\(requestID)" }
         if includesContent { metadata["request"] = "\(Self.clipped(request))" }
@@ -47,6 +48,7 @@ final class JobEventLog: Sendable {
     }
 
     func started(_ record: JobRecord, worker: String) {
+        guard logsInfo else { return }
         var metadata = base(record.id.rawValue, event: "job.started")
         metadata["worker"] = "\(worker)"
         metadata["attempt"] = "\(record.attempts)"
@@ -58,6 +60,10 @@ final class JobEventLog: Sendable {
 
     /// `record` is the job as stored after its completion.
     func finished(_ record: JobRecord) {
+        guard logsInfo else {
+            forget(record.id.rawValue)
+            return
+        }
         var metadata = base(record.id.rawValue, event: "job.finished")
         forget(record.id.rawValue)
         metadata["language"] = "\(record.language)"
@@ -88,6 +94,10 @@ final class JobEventLog: Sendable {
     }
 
     func cancelled(_ id: String, requestID: String?, wasRunning: Bool) {
+        guard logsInfo else {
+            forget(id)
+            return
+        }
         var metadata = base(id, event: "job.cancelled")
         forget(id)
         if let requestID { metadata["cancel_request_id"] = "\(requestID)" }
@@ -114,6 +124,11 @@ final class JobEventLog: Sendable {
     }
 
     // MARK: Plumbing
+
+    /// Whether `info` lines are written now (the level may change on SIGHUP). Every job passes
+    /// through `submitted`, `started` and `finished`: with info lines off, their metadata —
+    /// a dictionary of interpolated strings each — is not built at all.
+    private var logsInfo: Bool { logger.logLevel <= .info }
 
     private func base(_ id: String, event: String) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["event": "\(event)", "job": "\(id)"]
