@@ -7,8 +7,8 @@ final class ConnectionSlot: Sendable {
 
     init(_ connection: sending Connection) { mutex = Mutex(connection) }
 
-    func use<T: Sendable>(_ body: (Connection) throws -> T) throws -> T {
-        try mutex.withLock { connection in try body(connection) }
+    func use<T: Sendable, Failure: Error>(_ body: (Connection) throws(Failure) -> T) throws(Failure) -> T {
+        try mutex.withLock { connection throws(Failure) in try body(connection) }
     }
 
     /// Runs `body` only if nobody holds the connection; nil when it is busy.

@@ -833,15 +833,12 @@ public final class SQLiteJobStore: JobStore {
                 leads = mine.waitForTurn() == .promoted
                 continue
             }
-            do {
-                try pool.writer.use { connection in
-                    while let group = writeQueue.nextGroup(leaderOwn: mine) {
-                        connection.commit(group: group, syncDurable: syncDurable)
-                    }
+            // Nothing here throws: a failing write fails alone, inside `commit`, so the lead is
+            // always handed on (or given up) by `nextGroup`.
+            pool.writer.use { connection in
+                while let group = writeQueue.nextGroup(leaderOwn: mine) {
+                    connection.commit(group: group, syncDurable: syncDurable)
                 }
-            } catch {
-                // `use` itself throws nothing but what the body throws, and the body throws nothing.
-                throw JobStoreError(.sqlite, "internal: the writer connection failed: \(error)")
             }
         }
         guard let outcome = mine.outcome else {
@@ -851,7 +848,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     /// How many times durable commits have synced the log (for tests).
-    var walSyncCount: Int { (try? pool.writer.use { $0.walSyncCount }) ?? 0 }
+    var walSyncCount: Int { pool.writer.use { $0.walSyncCount } }
 
     /// Runs `body` on a read connection (a committed snapshot; never waits for the writer).
     private func read<T: Sendable>(_ body: (Connection) throws -> T) throws(JobStoreError) -> T {
