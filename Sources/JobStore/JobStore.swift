@@ -126,7 +126,8 @@ public protocol JobStore: Sendable {
 
     // MARK: Storage
 
-    /// The database file's size in pages.
+    /// The database file's size in pages. Throws when the store refuses writes (a sync of its log
+    /// failed), so health checks that call it see the store as down.
     func storageStats() throws(JobStoreError) -> StorageStats
 
     /// Returns up to `maxPages` free pages (all when nil) to the file system; returns pages freed.

@@ -71,3 +71,37 @@ import Testing
         #expect(try fixture.store.countsByState().queued == 2)
     }
 }
+
+/// A log sync that fails must not be followed by acknowledged writes on the same connection.
+@Suite struct FailedSyncTests {
+    @Test func aFailedSyncFailsItsDurableWritesAndEveryWriteAfterUntilReopened() throws {
+        let fixture = try Fixture()
+        let store = fixture.store
+        let first = try store.insert(job("before")).id
+        store.simulateSyncResult(10 | 4 << 8)  // SQLITE_IOERR_FSYNC
+        let error = #expect(throws: JobStoreError.self) { try store.insert(job("during")) }
+        #expect(error?.message.contains("syncing the write-ahead log failed") == true)
+        // The disk "recovers", but the store does not trust it again: relaxed writes fail too.
+        store.simulateSyncResult(nil)
+        #expect(throws: JobStoreError.self) { try store.insert(job("after")) }
+        #expect(throws: JobStoreError.self) { try store.claimNext(worker: "w", leaseMilliseconds: 1_000) }
+        // Reads still work, but the store reports itself down (health checks ask storageStats).
+        #expect(try store.job(id: first) != nil)
+        #expect(throws: JobStoreError.self) { try store.storageStats() }
+        // Reopening the file gives a working store again.
+        let reopened = try SQLiteJobStore(configuration: store.configuration)
+        _ = try reopened.insert(job("reopened"))
+        #expect(try reopened.countsByState().queued >= 2)
+    }
+
+    @Test func aFoundIdempotencyKeyIsReportedAfterTheWriterHasSynced() throws {
+        let fixture = try Fixture()
+        let keyed = Idempotency(key: "k", requestHash: "h")
+        let id = try fixture.store.insert(NewJob(language: "c", request: Data(), idempotency: keyed)).id
+        let before = fixture.store.walSyncCount
+        #expect(try fixture.store.job(idempotency: keyed) == id)
+        // The barrier is a relaxed write: it waits for the writer but costs no sync of its own.
+        #expect(fixture.store.walSyncCount == before)
+        #expect(try fixture.store.job(idempotency: Idempotency(key: "other", requestHash: "h")) == nil)
+    }
+}

@@ -14,6 +14,10 @@ final class Connection {
     private var currentSynchronous: Synchronous?
     /// Successful syncs of the write-ahead log after durable group commits (for tests).
     var walSyncCount = 0
+    /// Set when a sync of the log failed: every later write on this connection fails with it.
+    var syncFailure: JobStoreError?
+    /// Replaces the log sync in tests (returns an SQLite result code).
+    var syncHook: (() -> Int32)?
 
     /// Opens `path`. The writer may create the file; readers open an existing one read-write (WAL
     /// readers need the shared-memory index) and are then made `query_only` by the caller.

@@ -48,7 +48,9 @@ final class PendingWrite<Value: Sendable>: GroupedWrite {
 
     func succeed() {
         state.withLock { state in
-            if let value = state.performed { state.outcome = .success(value) }
+            // Never left without an outcome: a caller woken without one would take itself for promoted.
+            state.outcome = state.performed.map { .success($0) }
+                ?? .failure(JobStoreError(.sqlite, "internal: a grouped write was acknowledged without having run"))
         }
         wakeUp.signal()
     }
@@ -116,6 +118,10 @@ extension Connection {
     /// disk for its rows) is undone alone and the others still commit. Nobody is told "success"
     /// before COMMIT has returned.
     func commit(group: [any GroupedWrite], syncDurable: Bool) {
+        if let failure = syncFailure {
+            for write in group { write.fail(failure) }
+            return
+        }
         var performed: [any GroupedWrite] = []
         let isolated = group.count > 1
         do {
@@ -145,15 +151,22 @@ extension Connection {
         }
         for write in performed where !write.durable || !syncDurable { write.succeed() }
         guard syncDurable, performed.contains(where: \.durable) else { return }
-        let rc = csqlite_sync_wal(handle)
-        if rc == SQLITE_OK { walSyncCount += 1 }
-        // Committed but perhaps not on disk: the durable writes were not acknowledged as such.
-        let failure = rc == SQLITE_OK ? nil : JobStoreError(
-            JobStoreError.code(forSQLite: rc), "syncing the write-ahead log failed (SQLite result code \(rc))",
-            sqliteCode: rc, path: path)
-        for write in performed where write.durable {
-            if let failure { write.fail(failure) } else { write.succeed() }
+        let rc = syncHook?() ?? csqlite_sync_wal(handle)
+        if rc == SQLITE_OK {
+            walSyncCount += 1
+            for write in performed where write.durable { write.succeed() }
+            return
         }
+        // Committed but not known to be on disk, so not acknowledged. And no write is ever
+        // acknowledged again on this connection: after a failed fsync the kernel may have dropped
+        // the dirty pages, so a later sync could "succeed" over a hole in the log (PostgreSQL's
+        // fsyncgate). The store stays refused until it is reopened, which recovers from the log.
+        let failure = JobStoreError(
+            JobStoreError.code(forSQLite: rc),
+            "syncing the write-ahead log failed (SQLite result code \(rc)); the store refuses writes until it is reopened",
+            sqliteCode: rc, path: path)
+        syncFailure = failure
+        for write in performed where write.durable { write.fail(failure) }
     }
 
     static func storeError(_ error: any Error) -> JobStoreError {

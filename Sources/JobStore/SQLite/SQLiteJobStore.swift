@@ -171,7 +171,12 @@ public final class SQLiteJobStore: JobStore {
 
     /// Looks up an idempotency key (see `JobStore.job(idempotency:)`).
     public func job(idempotency: Idempotency) throws(JobStoreError) -> JobID? {
-        try read { connection in try Self.existingJob(for: idempotency, on: connection) }
+        let existing = try read { connection in try Self.existingJob(for: idempotency, on: connection) }
+        // A reader sees a commit before the leader's sync of it has finished (SQLite itself, at
+        // FULL, publishes a commit only once synced). The job found must be durable before it is
+        // reported, so wait for the writer: any write runs only after the previous group's sync.
+        if existing != nil { try write(durable: false) { _ in () } }
+        return existing
     }
 
     /// Lists jobs newest first; the cursor is the last job's internal sequence number in base 36.
@@ -738,7 +743,9 @@ public final class SQLiteJobStore: JobStore {
 
     /// Page size, page count and free pages of the main database file.
     public func storageStats() throws(JobStoreError) -> StorageStats {
-        try read { connection in
+        // Health checks call this: a store that refuses writes since a failed sync is not healthy.
+        if let failure = pool.writer.use({ $0.syncFailure }) { throw failure }
+        return try read { connection in
             StorageStats(
                 pageSize: try connection.scalar("PRAGMA page_size") ?? 0,
                 pageCount: try connection.scalar("PRAGMA page_count") ?? 0,
@@ -849,6 +856,11 @@ public final class SQLiteJobStore: JobStore {
 
     /// How many times durable commits have synced the log (for tests).
     var walSyncCount: Int { pool.writer.use { $0.walSyncCount } }
+
+    /// Makes the writer's log syncs return `result` instead of syncing (for tests of a failing disk).
+    func simulateSyncResult(_ result: Int32?) {
+        pool.writer.use { connection in connection.syncHook = result.map { value in { value } } }
+    }
 
     /// Runs `body` on a read connection (a committed snapshot; never waits for the writer).
     private func read<T: Sendable>(_ body: (Connection) throws -> T) throws(JobStoreError) -> T {
