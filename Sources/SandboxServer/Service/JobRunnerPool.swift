@@ -195,8 +195,14 @@ final class JobRunnerPool: Sendable {
             if stopping.load(ordering: .acquiring) {
                 finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
             } else {
-                (finishedAt, next) = try service.store.completeAndClaimNext(
-                    id: record.id, worker: worker, result: result.result, webhook: webhook, leaseMilliseconds: leaseMilliseconds)
+                do {
+                    (finishedAt, next) = try service.store.completeAndClaimNext(
+                        id: record.id, worker: worker, result: result.result, webhook: webhook, leaseMilliseconds: leaseMilliseconds)
+                } catch where error.code != .leaseLost {
+                    // The claim shares the completion's transaction, so a failure of either (the
+                    // database at its size limit, say) undid both: store the result on its own.
+                    finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
+                }
             }
             let finishedRecord = finished(at: finishedAt)
             // Counted before waiters are told, so a client that saw the result also sees it counted.
@@ -244,8 +250,10 @@ final class JobRunnerPool: Sendable {
                 }
                 service.jobLog.abandoned(report.abandoned)
                 for id in report.abandoned {
-                    if let view = try? service.job(id: id.rawValue) { service.events.publish(id.rawValue, .state(view)) }
-                    if let record = try? service.store.job(id: id), let result = record.result {
+                    // One read serves the waiters' view (rendered and cached) and the metrics.
+                    guard let record = try? service.store.job(id: id) else { continue }
+                    service.events.publish(id.rawValue, .state(service.rendered(StoredJob.view(of: record)).view))
+                    if let result = record.result {
                         service.metrics.jobFinished(language: record.language, verdict: result.verdict,
                                                     createdAt: record.createdAt, finishedAt: record.finishedAt)
                     }

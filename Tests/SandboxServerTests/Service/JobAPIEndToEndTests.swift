@@ -191,20 +191,30 @@ struct JobAPIEndToEndTests {
     @Test func eventsStreamStateChangesAndEachTest() async throws {
         let fixture = try await TestService.start()
         let live = LiveTransport(port: fixture.port)
-        let created = try await live.post("/v1/jobs", jsonText([
-            "language": "bash", "source": "read x; sleep 0.3; echo $x",
-            "tests": [["stdin": "a\n", "expected_output": "a\n"], ["stdin": "b\n", "expected_output": "b\n"]],
-        ]))
-        let id = try #require(created.json["id"] as? String)
-        let stream = try await live.send(.GET, "/v1/jobs/\(id)/events", body: nil, headers: [:])
+        // The stream must open while the job runs. On a loaded machine a short job can finish
+        // before the GET arrives (its stream is then the final state alone, checked below), so a
+        // job that did is submitted again, longer.
+        var id = ""
+        var stream = TestResponse(status: 0, headers: [:], body: [])
+        var events: [(String, [String: Any])] = []
+        for sleepSeconds in ["0.3", "1", "3"] {
+            let created = try await live.post("/v1/jobs", jsonText([
+                "language": "bash", "source": "read x; sleep \(sleepSeconds); echo $x",
+                "tests": [["stdin": "a\n", "expected_output": "a\n"], ["stdin": "b\n", "expected_output": "b\n"]],
+            ]))
+            id = try #require(created.json["id"] as? String)
+            stream = try await live.send(.GET, "/v1/jobs/\(id)/events", body: nil, headers: [:])
+            events = stream.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { block -> (String, [String: Any]) in
+                let lines = block.split(separator: "\n")
+                let name = lines.first { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) } ?? ""
+                let data = lines.filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }.joined(separator: "\n")
+                return (name, (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:])
+            }
+            if events.first?.1["state"] as? String != "finished" { break }
+        }
         #expect(stream.status == 200)
         #expect(stream.headers["content-type"] == "text/event-stream")
-        let events = stream.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { block -> (String, [String: Any]) in
-            let lines = block.split(separator: "\n")
-            let name = lines.first { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) } ?? ""
-            let data = lines.filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }.joined(separator: "\n")
-            return (name, (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:])
-        }
+        #expect(events.first?.1["state"] as? String != "finished", "every job finished before its stream opened")
         let names = events.map(\.0)
         #expect(names.filter { $0 == "test" }.count == 2, "\(stream.text)")
         #expect(names.last == "state")
