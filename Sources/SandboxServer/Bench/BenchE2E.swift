@@ -14,6 +14,12 @@ import Synchronization
 /// directly with as many threads, alternating the two in rounds so load drifts on a shared
 /// machine hit both alike. Then `GET /v1/jobs/{id}` of a finished job against nginx serving a
 /// static file, with wrk. A benchmark, not a test: it reports figures and the load average.
+///
+/// The clients are wrk (a Lua script posts the job and counts every response that is not a 200
+/// with `"verdict":"accepted"` as a failure), as a grading system's own HTTP client would be: a
+/// separate process, whose CPU still counts in the e2e figure (it is a reaped child). With
+/// `--client builtin`, or without wrk, they are threads of this process instead, which share its
+/// allocator and scheduler with the server and cost it more.
 struct BenchE2E: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "e2e",
@@ -25,7 +31,14 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Seconds per throughput measurement.") var seconds = 8.0
     @Option(help: "Rounds per program; medians are reported.") var rounds = 3
     @Option(help: "Seconds per wrk run.") var duration = 8
+    @Option(help: "Who submits the e2e jobs: wrk (a separate process) or builtin (threads of this process).")
+    var client = E2EClient.wrk
     @OptionGroup var baseline: NginxBaselineOptions
+
+    enum E2EClient: String, ExpressibleByArgument, CaseIterable {
+        case wrk
+        case builtin
+    }
 
     struct Program {
         var name: String
@@ -56,7 +69,8 @@ struct BenchE2E: ParsableCommand {
         defer { service.stop() }
         let port = service.port
         let load = { (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?" }
-        print("bench e2e: \(workers) workers, \(clients) HTTP clients, \(seconds) s × \(rounds) rounds per figure, cgroup v\(service.sandbox.cgroupVersion), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; load average before: \(load())")
+        let useWrk = client == .wrk && FileManager.default.isExecutableFile(atPath: baseline.wrk)
+        print("bench e2e: \(workers) workers, \(clients) HTTP clients (\(useWrk ? "wrk" : "threads of this process")), \(seconds) s × \(rounds) rounds per figure, cgroup v\(service.sandbox.cgroupVersion), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; load average before: \(load())")
 
         var table = TextTable(header: ["program", "sandbox only jobs/s", "end to end jobs/s", "e2e / sandbox",
                                        "CPU ms/job sandbox", "CPU ms/job e2e", "failures"])
@@ -90,7 +104,9 @@ struct BenchE2E: ParsableCommand {
                 }
                 sandboxCPU.append((BenchSandbox.processCPUMicroseconds() - sandboxCPUBefore) / 1000 / Double(max(1, sandboxJobs.value)))
                 let endToEndCPUBefore = BenchSandbox.processCPUMicroseconds()
-                let (endToEndRate, endToEndJobs, finishedID) = try submitLoop(port: port, body: body, clients: clients, seconds: seconds, failures: failures)
+                let (endToEndRate, endToEndJobs, finishedID) = useWrk
+                    ? try wrkLoop(port: port, body: body, failures: failures)
+                    : try submitLoop(port: port, body: body, clients: clients, seconds: seconds, failures: failures)
                 // Jobs still running when the clients stop finish within a moment; wait so their CPU is counted.
                 usleep(200_000)
                 endToEndCPU.append((BenchSandbox.processCPUMicroseconds() - endToEndCPUBefore) / 1000 / Double(max(1, endToEndJobs)))
@@ -133,6 +149,48 @@ struct BenchE2E: ParsableCommand {
         print("")
         print(getTable.render())
         print("\nload average after: \(load())")
+    }
+
+    /// Jobs/s finished through `POST /v1/jobs?wait=60` by wrk with `clients` connections; the
+    /// finished job's id comes from one more submission.
+    private func wrkLoop(port: Int, body: [UInt8], failures: BenchCounter) throws -> (Double, Int, String?) {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("bench-e2e-\(getpid()).lua")
+        defer { try? FileManager.default.removeItem(at: script) }
+        // Lua long brackets take the JSON as it is; the body never contains "]==]".
+        let lua = """
+            wrk.method = "POST"
+            wrk.body = [==[\(String(decoding: body, as: UTF8.self))]==]
+            wrk.headers["Content-Type"] = "application/json"
+            failed = 0
+            local threads = {}
+            function setup(thread) table.insert(threads, thread) end
+            function response(status, headers, body)
+              if status ~= 200 or not string.find(body, '"verdict":"accepted"', 1, true) then failed = failed + 1 end
+            end
+            function done(summary, latency, requests)
+              local total = 0
+              for _, thread in ipairs(threads) do total = total + thread:get("failed") end
+              io.write(string.format("failed jobs: %d\\n", total))
+            end
+            """
+        try lua.write(to: script, atomically: true, encoding: .utf8)
+        let seconds = max(1, Int(self.seconds.rounded()))
+        let output = try runProcess(baseline.wrk, ["-t\(min(2, clients))", "-c\(clients)", "-d\(seconds)s", "-s", script.path,
+                                                   "http://127.0.0.1:\(port)/v1/jobs?wait=60"])
+        func number(after marker: String, in line: Substring) -> Double? {
+            line.range(of: marker).flatMap { Double(line[$0.upperBound...].split(separator: " ").first ?? "") }
+        }
+        let lines = output.split(separator: "\n")
+        guard let rateLine = lines.first(where: { $0.contains("Requests/sec:") }),
+              let rate = number(after: "Requests/sec:", in: rateLine),
+              let countLine = lines.first(where: { $0.contains(" requests in ") }),
+              let count = Int(countLine.split(separator: " ").first ?? ""),
+              let failedLine = lines.first(where: { $0.hasPrefix("failed jobs:") }),
+              let failed = number(after: "failed jobs:", in: failedLine)
+        else { throw ValidationError("unexpected wrk output:\n\(output)") }
+        for _ in 0..<Int(failed) { failures.increment() }
+        let (_, _, finishedID) = try submitLoop(port: port, body: body, clients: 1, seconds: 0.05, failures: failures)
+        return (rate, count, finishedID)
     }
 
     private func jsonBody(_ program: Program) -> String {
