@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 /// The embedded `JobStore`: one SQLite file in WAL mode, one writer connection through which every
 /// write is serialised, and a few reader connections that read committed snapshots without waiting.
@@ -41,6 +42,9 @@ public final class SQLiteJobStore: JobStore {
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
     private let pool: ConnectionPool
     private let writeQueue = WriteQueue()
+    /// The writer's sync failure, if one happened (see `Connection.syncFailure`), readable without
+    /// waiting for the writer: health checks and metrics scrapes ask for it.
+    private let writeFailure = Mutex<JobStoreError?>(nil)
 
     /// A file-cache read refreshes `last_used_at` only when it is older than this, so that
     /// repeated reads do not each cost a write transaction.
@@ -744,7 +748,7 @@ public final class SQLiteJobStore: JobStore {
     /// Page size, page count and free pages of the main database file.
     public func storageStats() throws(JobStoreError) -> StorageStats {
         // Health checks call this: a store that refuses writes since a failed sync is not healthy.
-        if let failure = pool.writer.use({ $0.syncFailure }) { throw failure }
+        if let failure = writeFailure.withLock({ $0 }) { throw failure }
         return try read { connection in
             StorageStats(
                 pageSize: try connection.scalar("PRAGMA page_size") ?? 0,
@@ -846,6 +850,7 @@ public final class SQLiteJobStore: JobStore {
                 while let group = writeQueue.nextGroup(leaderOwn: mine) {
                     connection.commit(group: group, syncDurable: syncDurable)
                 }
+                if let failure = connection.syncFailure { writeFailure.withLock { $0 = failure } }
             }
         }
         guard let outcome = mine.outcome else {
