@@ -61,10 +61,13 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     /// Wraps a count of milliseconds since the Unix epoch.
     public init(millisecondsSince1970: Int64) { self.millisecondsSince1970 = millisecondsSince1970 }
 
-    /// The current wall-clock time.
-    public static var now: Timestamp {
-        Timestamp(millisecondsSince1970: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
+    /// `date` to the millisecond, rounded down (towards the past, also before 1970).
+    public init(_ date: Date) {
+        millisecondsSince1970 = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
+
+    /// The current wall-clock time.
+    public static var now: Timestamp { Timestamp(Date()) }
 
     /// This instant moved by `milliseconds` (negative moves back).
     public func adding(milliseconds: Int64) -> Timestamp {

@@ -9,6 +9,14 @@ import Testing
         try store.complete(id: claimed.id, worker: "w", result: result, webhook: nil)
     }
 
+    @Test func timestampsFromDatesRoundTowardsThePast() {
+        #expect(Timestamp(Date(timeIntervalSince1970: 1.2349)).millisecondsSince1970 == 1_234)
+        #expect(Timestamp(Date(timeIntervalSince1970: 0)).millisecondsSince1970 == 0)
+        // Before 1970 "down" is away from zero: the instant falls in the earlier millisecond.
+        #expect(Timestamp(Date(timeIntervalSince1970: -0.0005)).millisecondsSince1970 == -1)
+        #expect(Timestamp(Date(timeIntervalSince1970: 1_764_401_707.123)).date.timeIntervalSince1970 == 1_764_401_707.123)
+    }
+
     @Test func countsByLanguageOutcomeAndDayWithoutLoadingJobs() throws {
         let fixture = try Fixture()
         let store = fixture.store

@@ -364,7 +364,7 @@ struct Judge0Routes: Sendable {
                     names[language.definition.id] = (listed.id, listed.name)
                 }
                 let now = Date()
-                let since = JobStore::Timestamp(millisecondsSince1970: Int64(now.timeIntervalSince1970 * 1000))
+                let since = JobStore::Timestamp(now)
                     .adding(milliseconds: -Judge0Statistics.pastDays * JobStatistics.millisecondsPerDay)
                 let (counts, storage) = try Self.storeCall { () throws(JobStoreError) in
                     (try service.store.statistics(createdSince: since), try service.store.storageStats())

@@ -25,7 +25,7 @@ struct Judge0Statistics: Sendable {
     ///   (native-only) are not listed, as Judge0 knows only its own ids.
     static func render(_ statistics: JobStatistics, storage: StorageStats, now: Date,
                        languageNames: [String: LanguageName]) -> Judge0JSON {
-        let today = JobStatistics.day(of: JobStore::Timestamp(millisecondsSince1970: Int64((now.timeIntervalSince1970 * 1000).rounded(.down))))
+        let today = JobStatistics.day(of: JobStore::Timestamp(now))
         let days = (0...pastDays).map { today - $0 }
         let perDay = days.map { day in (Self.dateString(day: day), Judge0JSON.integer(statistics.createdPerDay[day] ?? 0)) }
 

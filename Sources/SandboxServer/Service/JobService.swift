@@ -274,8 +274,8 @@ final class JobService: Sendable {
                 case .cancelled: .cancelled
                 }
             }),
-            createdFrom: createdFrom.map { JobStore::Timestamp(millisecondsSince1970: Int64(($0.timeIntervalSince1970 * 1000).rounded(.down))) },
-            createdBefore: createdBefore.map { JobStore::Timestamp(millisecondsSince1970: Int64(($0.timeIntervalSince1970 * 1000).rounded(.down))) },
+            createdFrom: createdFrom.map { JobStore::Timestamp($0) },
+            createdBefore: createdBefore.map { JobStore::Timestamp($0) },
             limit: limit, cursor: cursor)
         let page: JobPage
         do {
