@@ -10,12 +10,8 @@ final class Connection {
     let path: String
     /// Prepared once, reused for the life of the connection (keyed by SQL text).
     private var statements: [String: Statement] = [:]
-    /// The `synchronous` level currently set, so switching tiers costs nothing when unchanged.
-    private var currentSynchronous: Synchronous?
     /// Successful syncs of the write-ahead log after durable group commits (for tests).
     var walSyncCount = 0
-    /// Set when a sync of the log failed: every later write on this connection fails with it.
-    var syncFailure: JobStoreError?
     /// Replaces the log sync in tests (returns an SQLite result code).
     var syncHook: (() -> Int32)?
 
@@ -104,11 +100,10 @@ final class Connection {
 
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
-    /// Sets `PRAGMA synchronous` if it differs from the current level.
+    /// Sets `PRAGMA synchronous` (only while the store opens: afterwards group commits sync the
+    /// log themselves).
     func setSynchronous(_ level: Synchronous) throws {
-        guard currentSynchronous != level else { return }
         try execute("PRAGMA synchronous=\(level == .full ? "FULL" : "NORMAL")")
-        currentSynchronous = level
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` (or `BEGIN` for readers) and rolls back on

@@ -116,12 +116,9 @@ extension Connection {
     /// `synchronous=NORMAL`, so only commits that hold a durable write pay for an fsync). In a
     /// group of several, each write gets a savepoint, so a write that fails (a conflict, a full
     /// disk for its rows) is undone alone and the others still commit. Nobody is told "success"
-    /// before COMMIT has returned.
-    func commit(group: [any GroupedWrite], syncDurable: Bool) {
-        if let failure = syncFailure {
-            for write in group { write.fail(failure) }
-            return
-        }
+    /// before COMMIT has returned. Returns the error of a failed sync of the log, after which the
+    /// caller must never commit on this connection again (see the end of this function).
+    func commit(group: [any GroupedWrite], syncDurable: Bool) -> JobStoreError? {
         var performed: [any GroupedWrite] = []
         let isolated = group.count > 1
         do {
@@ -147,15 +144,15 @@ extension Connection {
             if isInTransaction { _ = try? run("ROLLBACK") }
             let failure = Self.storeError(error)
             for write in group where !write.isFinished { write.fail(failure) }
-            return
+            return nil
         }
         for write in performed where !write.durable || !syncDurable { write.succeed() }
-        guard syncDurable, performed.contains(where: \.durable) else { return }
+        guard syncDurable, performed.contains(where: \.durable) else { return nil }
         let rc = syncHook?() ?? csqlite_sync_wal(handle)
         if rc == SQLITE_OK {
             walSyncCount += 1
             for write in performed where write.durable { write.succeed() }
-            return
+            return nil
         }
         // Committed but not known to be on disk, so not acknowledged. And no write is ever
         // acknowledged again on this connection: after a failed fsync the kernel may have dropped
@@ -165,8 +162,8 @@ extension Connection {
             JobStoreError.code(forSQLite: rc),
             "syncing the write-ahead log failed (SQLite result code \(rc)); the store refuses writes until it is reopened",
             sqliteCode: rc, path: path)
-        syncFailure = failure
         for write in performed where write.durable { write.fail(failure) }
+        return failure
     }
 
     static func storeError(_ error: any Error) -> JobStoreError {

@@ -42,8 +42,9 @@ public final class SQLiteJobStore: JobStore {
     public static var sqliteVersion: String { String(cString: sqlite3_libversion()) }
     private let pool: ConnectionPool
     private let writeQueue = WriteQueue()
-    /// The writer's sync failure, if one happened (see `Connection.syncFailure`), readable without
-    /// waiting for the writer: health checks and metrics scrapes ask for it.
+    /// Set when a sync of the log failed: every later write fails with it (see
+    /// `Connection.commit(group:syncDurable:)`). Readable without waiting for the writer, as health
+    /// checks and metrics scrapes do.
     private let writeFailure = Mutex<JobStoreError?>(nil)
 
     /// A file-cache read refreshes `last_used_at` only when it is older than this, so that
@@ -848,9 +849,12 @@ public final class SQLiteJobStore: JobStore {
             // always handed on (or given up) by `nextGroup`.
             pool.writer.use { connection in
                 while let group = writeQueue.nextGroup(leaderOwn: mine) {
-                    connection.commit(group: group, syncDurable: syncDurable)
+                    if let failure = writeFailure.withLock({ $0 }) {
+                        for write in group { write.fail(failure) }
+                    } else if let failure = connection.commit(group: group, syncDurable: syncDurable) {
+                        writeFailure.withLock { $0 = failure }
+                    }
                 }
-                if let failure = connection.syncFailure { writeFailure.withLock { $0 = failure } }
             }
         }
         guard let outcome = mine.outcome else {
