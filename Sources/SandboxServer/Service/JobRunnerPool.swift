@@ -189,21 +189,23 @@ final class JobRunnerPool: Sendable {
         }
         // The finished job's view, made here rather than read back; when the store refused the
         // result (the job was cancelled meanwhile) the job is read, to tell waiters what it became.
-        let view: JobView?
-        do {
-            let finishedAt: JobStore::Timestamp
-            if stopping.load(ordering: .acquiring) {
-                finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
-            } else {
+        /// Stores the result, with the runner's next claim unless the pool is stopping.
+        func store() throws(JobStoreError) -> (finishedAt: JobStore::Timestamp, next: JobRecord?) {
+            if !stopping.load(ordering: .acquiring) {
                 do {
-                    (finishedAt, next) = try service.store.completeAndClaimNext(
+                    return try service.store.completeAndClaimNext(
                         id: record.id, worker: worker, result: result.result, webhook: webhook, leaseMilliseconds: leaseMilliseconds)
                 } catch where error.code != .leaseLost {
                     // The claim shares the completion's transaction, so a failure of either (the
                     // database at its size limit, say) undid both: store the result on its own.
-                    finishedAt = try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook)
                 }
             }
+            return (try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook), nil)
+        }
+        let view: JobView?
+        do {
+            let finishedAt: JobStore::Timestamp
+            (finishedAt, next) = try store()
             let finishedRecord = finished(at: finishedAt)
             // Counted before waiters are told, so a client that saw the result also sees it counted.
             service.metrics.jobFinished(language: record.language, verdict: result.result.verdict,
