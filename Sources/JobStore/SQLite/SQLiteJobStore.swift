@@ -46,6 +46,9 @@ public final class SQLiteJobStore: JobStore {
     /// `Connection.commit(group:syncDurable:)`). Readable without waiting for the writer, as health
     /// checks and metrics scrapes do.
     private let writeFailure = Mutex<JobStoreError?>(nil)
+    /// How many `completeAndClaimNext` calls still fail at their claim (a test hook: see
+    /// `failClaimsAfterCompletion(_:)`); otherwise one relaxed load per call.
+    private let failingCompletionClaims = Atomic<Int>(0)
 
     /// A file-cache read refreshes `last_used_at` only when it is older than this, so that
     /// repeated reads do not each cost a write transaction.
@@ -295,6 +298,10 @@ public final class SQLiteJobStore: JobStore {
         let now = now
         let next = try write { connection in
             try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
+            if self.failingCompletionClaims.load(ordering: .relaxed) > 0 {
+                self.failingCompletionClaims.subtract(1, ordering: .relaxed)
+                throw JobStoreError(.storageFull, "injected failure of the claim after completing \(id.rawValue)")
+            }
             return try Self.claimNext(on: connection, worker: worker, now: now, leaseMilliseconds: leaseMilliseconds)
         }
         return (Timestamp(millisecondsSince1970: now), next)
@@ -870,6 +877,14 @@ public final class SQLiteJobStore: JobStore {
     func simulateSyncResult(_ result: Int32?) {
         pool.writer.use { connection in connection.syncHook = result.map { value in { value } } }
     }
+
+    /// Makes the next `count` `completeAndClaimNext` calls fail after their completion, which the
+    /// failure undoes with the claim, as a real one in that transaction would (for tests of a
+    /// caller's fallback).
+    func failClaimsAfterCompletion(_ count: Int) { failingCompletionClaims.store(count, ordering: .relaxed) }
+
+    /// Injected claim failures not yet used (for tests).
+    var pendingClaimFailures: Int { failingCompletionClaims.load(ordering: .relaxed) }
 
     /// Runs `body` on a read connection (a committed snapshot; never waits for the writer).
     private func read<T: Sendable>(_ body: (Connection) throws -> T) throws(JobStoreError) -> T {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPCore
 import Testing
 
+@testable import JobStore
 @testable import SandboxServer
 
 /// Webhooks, authentication, overload and restarts, over real sandboxes and HTTP.
@@ -119,6 +120,30 @@ struct OperationsEndToEndTests {
         #expect(Int(rejected.headers["retry-after"] ?? "") ?? 0 >= 1)
         let batch = try await api.post("/v1/jobs/batch", jsonText(["jobs": Array(repeating: ["language": "bash", "source": "true"], count: 5)]))
         #expect(batch.status == 503)
+    }
+
+    /// A runner whose complete-and-claim write fails (the failed claim undoing the completion)
+    /// stores the result on its own and claims its next job afterwards: no result waits for its
+    /// lease to expire and its job to run again.
+    @Test func aFailedCompleteAndClaimStillStoresTheResult() async throws {
+        let fixture = try await TestService.start(workers: 1) { $0.leaseSeconds = 60 }
+        let api = fixture.transport(.live)
+        let first = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "sleep 1; echo first"])).json["id"] as? String)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await api.get("/v1/jobs/\(first)").json["state"] as? String != "running", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Queued behind the running job, so the runner's completion of the first claims it.
+        let second = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "echo second"])).json["id"] as? String)
+        fixture.service.store.failClaimsAfterCompletion(1)
+        for (id, output) in [(first, "first\n"), (second, "second\n")] {
+            // Far below the lease: a result lost with the failed write would leave the job running.
+            let job = try await api.get("/v1/jobs/\(id)?wait=20")
+            #expect(job.json["state"] as? String == "finished", "\(job)")
+            #expect(job.json["verdict"] as? String == "accepted", "\(job)")
+            #expect((job.json["tests"] as? [[String: Any]])?.first?["stdout"] as? String == output, "\(job)")
+        }
+        #expect(fixture.service.store.pendingClaimFailures == 0, "the injected failure was never reached")
     }
 
     @Test func restartResumesTheQueuedBacklogAndRequeuesAnInterruptedJob() async throws {
