@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import SandboxServer
 
-/// The hand-written encodings must be exactly what `JSONEncoder` writes for the same values:
-/// stored details are decoded with `JSONDecoder`, and clients see one format from every route.
+/// The hand-written encodings must be exactly what `JSONEncoder` writes for the same values
+/// (``JSONEncoderOracle``): stored details are decoded with `JSONDecoder`, and clients see one
+/// format from every route.
 @Suite struct JSONWriterTests {
     let created = Date(timeIntervalSince1970: 1_764_401_707.123_9)
 
@@ -13,10 +14,6 @@ import Testing
         for byte in 0..<0x20 { text.unicodeScalars.append(Unicode.Scalar(UInt8(byte))) }
         return text + "\u{7F}\"\\/é😀\u{2028}</script>plain"
     }()
-
-    func foundation(_ value: some Encodable) throws -> String {
-        String(decoding: try APIJSON.makeEncoder().encode(value), as: UTF8.self)
-    }
 
     func handWritten(_ value: some JSONWritable) -> String { String(decoding: value.jsonBytes, as: UTF8.self) }
 
@@ -51,9 +48,8 @@ import Testing
 
     @Test func jobViewsMatchJSONEncoder() throws {
         for view in views {
-            #expect(handWritten(view) == (try foundation(view)))
-            // The overloads that routes and the store call pick the writer.
-            #expect(APIJSON.encode(view) == Data(try foundation(view).utf8))
+            #expect(handWritten(view) == (try JSONEncoderOracle.text(JSONEncoderOracle.Job(view: view))))
+            #expect(APIJSON.encode(view) == Data(handWritten(view).utf8))
         }
     }
 
@@ -65,9 +61,28 @@ import Testing
             StoredJob.Details(compile: nil, tests: finished.tests, score: 0),
         ]
         for detail in details {
-            #expect(handWritten(detail) == (try foundation(detail)))
+            #expect(handWritten(detail) == (try JSONEncoderOracle.text(JSONEncoderOracle.Details(details: detail))))
             #expect(try APIJSON.makeDecoder().decode(StoredJob.Details.self, from: Data(detail.jsonBytes)) == detail)
         }
+    }
+
+    @Test func responsesHoldingViewsMatchJSONEncoder() throws {
+        let views = views
+        let error = ErrorDetail(code: .invalidValue, message: "bad \(Self.awkwardText)", field: "jobs[1].language")
+        let batch = JobBatchResponse(jobs: [
+            JobBatchItem(job: views[3], error: nil), JobBatchItem(job: nil, error: error),
+            JobBatchItem(job: nil, error: ErrorDetail(code: .notFound, message: "m", field: nil)),
+        ])
+        #expect(handWritten(batch) == (try JSONEncoderOracle.text(JSONEncoderOracle.BatchResponse(response: batch))))
+        #expect(handWritten(JobBatchResponse(jobs: [])) == #"{"jobs":[]}"#)
+        for page in [JobListResponse(jobs: views, nextCursor: "c\"1"), JobListResponse(jobs: [], nextCursor: nil)] {
+            #expect(handWritten(page) == (try JSONEncoderOracle.text(JSONEncoderOracle.ListResponse(response: page))))
+        }
+        for test in views[3].tests {
+            let event = TestEventView(index: 7, test: test)
+            #expect(handWritten(event) == (try JSONEncoderOracle.text(JSONEncoderOracle.TestEvent(event: event))))
+        }
+        #expect(handWritten(error) == (try JSONEncoderOracle.text(error)))
     }
 
     @Test func everyKeyOfEveryViewIsWritten() throws {

@@ -5,7 +5,7 @@ import Testing
 @Suite struct JobViewEncodingTests {
     let created = Date(timeIntervalSince1970: 1_764_401_707.123_9)
 
-    func json(_ value: some Encodable) throws -> [String: Any] {
+    func json(_ value: some JSONWritable) throws -> [String: Any] {
         try #require(JSONSerialization.jsonObject(with: APIJSON.encode(value)) as? [String: Any])
     }
 

@@ -116,3 +116,17 @@ struct ErrorDetail: Codable, Sendable, Equatable {
         try container.encode(field, forKey: .field)
     }
 }
+
+/// Written by hand where it is nested in a hand-written response (batch items).
+extension ErrorDetail: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            writer.key("code")
+            writer.rawValue(code)
+            writer.key("field")
+            writer.optionalString(field)
+            writer.key("message")
+            writer.string(message)
+        }
+    }
+}

@@ -3,12 +3,11 @@ import Foundation
 /// A type whose API JSON is written by hand, byte for byte what ``APIJSON``'s `JSONEncoder`
 /// would produce (sorted keys, unescaped slashes, API timestamps).
 ///
-/// Only the views every job passes through take this path: a finished job is encoded once to
-/// store its details and once more for its waiters, and `JSONEncoder`'s generic containers cost
-/// about a tenth of the service's CPU per job. Each conforming type keeps its `Encodable`
-/// conformance for the places that nest it in other encoded values; a test checks that the two
-/// agree on every field.
-protocol JSONWritable: Encodable {
+/// The job views and every response that holds them take this path, and only it (they are not
+/// `Encodable`): a finished job is encoded once to store its details and once more for its
+/// waiters, and `JSONEncoder`'s generic containers cost about a tenth of the service's CPU per
+/// job. Tests compare each writer with a `JSONEncoder` encoding of the same fields.
+protocol JSONWritable {
     /// Appends the value's JSON text.
     func write(to writer: inout JSONWriter)
 }

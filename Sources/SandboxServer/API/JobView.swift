@@ -36,7 +36,7 @@ struct EncodedOutput: Sendable, Equatable {
 }
 
 /// The compile step in a job view.
-struct CompileView: Codable, Sendable, Equatable {
+struct CompileView: Decodable, Sendable, Equatable {
     /// The compiler's stdout followed by its stderr.
     var output: String
     var outputEncoding: TextEncoding
@@ -62,18 +62,10 @@ struct CompileView: Codable, Sendable, Equatable {
         let output = EncodedOutput(outcome.stdout + outcome.stderr)
         self.init(output: output.text, outputEncoding: output.encoding, exitCode: outcome.exitCode, timeMs: outcome.wallTime.wholeMilliseconds)
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(output, forKey: .output)
-        try container.encode(outputEncoding, forKey: .outputEncoding)
-        try container.encode(exitCode, forKey: .exitCode)
-        try container.encode(timeMs, forKey: .timeMs)
-    }
 }
 
 /// One test in a job view. Run fields are `null` for tests that did not run.
-struct TestResultView: Codable, Sendable, Equatable {
+struct TestResultView: Decodable, Sendable, Equatable {
     var name: String
     var verdict: Verdict
     /// Points the test is worth, and points earned.
@@ -129,31 +121,10 @@ struct TestResultView: Codable, Sendable, Equatable {
         wallTimeMs = outcome.wallTime.wholeMilliseconds
         memoryBytes = outcome.memoryBytes
     }
-
-    /// Every key is written, `null` when absent, so clients see one shape.
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(name, forKey: .name)
-        try container.encode(verdict, forKey: .verdict)
-        try container.encode(points, forKey: .points)
-        try container.encode(pointsAwarded, forKey: .pointsAwarded)
-        try container.encode(stdout, forKey: .stdout)
-        try container.encode(stdoutEncoding, forKey: .stdoutEncoding)
-        try container.encode(stderr, forKey: .stderr)
-        try container.encode(stderrEncoding, forKey: .stderrEncoding)
-        try container.encode(exitCode, forKey: .exitCode)
-        try container.encode(signal, forKey: .signal)
-        try container.encode(cpuTimeMs, forKey: .cpuTimeMs)
-        try container.encode(wallTimeMs, forKey: .wallTimeMs)
-        try container.encode(memoryBytes, forKey: .memoryBytes)
-        try container.encode(stdoutTruncated, forKey: .stdoutTruncated)
-        try container.encode(stderrTruncated, forKey: .stderrTruncated)
-        try container.encode(message, forKey: .message)
-    }
 }
 
 /// A job as `GET /v1/jobs/{id}` shows it.
-struct JobView: Codable, Sendable, Equatable {
+struct JobView: Decodable, Sendable, Equatable {
     var id: String
     var state: JobState
     var language: String
@@ -231,24 +202,6 @@ struct JobView: Codable, Sendable, Equatable {
         startedAt = try container.decodeIfPresent(Date.self, forKey: .startedAt)
         finishedAt = try container.decodeIfPresent(Date.self, forKey: .finishedAt)
     }
-
-    /// Every key is written, `null` when absent, so clients see one shape.
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(state, forKey: .state)
-        try container.encode(language, forKey: .language)
-        try container.encode(verdict, forKey: .verdict)
-        try container.encode(message, forKey: .message)
-        try container.encode(compile, forKey: .compile)
-        try container.encode(tests, forKey: .tests)
-        try container.encode(score, forKey: .score)
-        try container.encode(maxScore, forKey: .maxScore)
-        try container.encode(metadata ?? .null, forKey: .metadata)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(startedAt, forKey: .startedAt)
-        try container.encode(finishedAt, forKey: .finishedAt)
-    }
 }
 
 extension JobView {
@@ -260,7 +213,8 @@ extension JobView {
     }
 }
 
-// Hand-written encodings of the views (see `JSONWritable`); keys in `.sortedKeys` order.
+// The views' only encodings (see `JSONWritable`): keys in `.sortedKeys` order, every key written
+// (`null` when absent) so clients see one shape.
 
 extension CompileView: JSONWritable {
     func write(to writer: inout JSONWriter) {

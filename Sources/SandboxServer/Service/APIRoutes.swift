@@ -262,9 +262,18 @@ struct APIRoutes: Sendable {
 }
 
 /// One test's result in the event stream.
-struct TestEventView: Codable, Sendable, Equatable {
+struct TestEventView: JSONWritable, Sendable, Equatable {
     var index: Int
     var test: TestResultView
+
+    func write(to writer: inout JSONWriter) {
+        writer.object { writer in
+            writer.key("index")
+            writer.integer(index)
+            writer.key("test")
+            test.write(to: &writer)
+        }
+    }
 }
 
 /// Checks API keys: `Authorization: Bearer KEY` or `X-Auth-Token: KEY`. With no keys

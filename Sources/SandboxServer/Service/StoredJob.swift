@@ -6,7 +6,7 @@ import JobStore
 /// views) as JSON in `JobResult.extra`, so a finished job's view is rebuilt exactly.
 enum StoredJob {
     /// What `JobResult.extra` holds for a job the service finished.
-    struct Details: Codable, Sendable, Equatable {
+    struct Details: Decodable, Sendable, Equatable {
         var compile: CompileView?
         var tests: [TestResultView]
         var score: Int?
@@ -95,7 +95,7 @@ enum StoredJob {
 }
 
 extension StoredJob.Details: JSONWritable {
-    /// As the synthesized `Encodable` writes it: absent optionals are left out.
+    /// Absent optionals are left out (as a synthesized `Encodable` would write them).
     func write(to writer: inout JSONWriter) {
         writer.object { writer in
             if let compile {
