@@ -114,6 +114,9 @@ struct JSONWriter {
         append(text)
     }
 
+    /// A number its caller has spelled already (as JSON: Judge0's Ruby-style `5.0`, say).
+    mutating func number(spelled text: String) { append(text) }
+
     /// A string literal, escaped.
     mutating func string(_ text: String) {
         var text = text

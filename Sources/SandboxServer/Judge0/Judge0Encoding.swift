@@ -1,8 +1,9 @@
 import Foundation
 
 /// JSON exactly as Judge0 writes it: keys in Judge0's order, integers as integers, decimals
-/// as strings. A small writer of its own, because `JSONEncoder` neither keeps key order nor
-/// promises how a `Double` like `5.0` is spelled, and Judge0 clients compare both.
+/// as Ruby spells them. Written with ``JSONWriter`` (strings escaped as everywhere in the API),
+/// not `JSONEncoder`, which neither keeps key order nor promises how a `Double` like `5.0` is
+/// spelled, and Judge0 clients compare both.
 indirect enum Judge0JSON: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -38,56 +39,29 @@ indirect enum Judge0JSON: Sendable, Equatable {
 
     /// The UTF-8 bytes of the JSON text.
     var bytes: [UInt8] {
-        var output: [UInt8] = []
-        write(to: &output)
-        return output
+        var writer = JSONWriter(capacity: 256)
+        write(to: &writer)
+        return writer.bytes
     }
 
-    private func write(to output: inout [UInt8]) {
+    private func write(to writer: inout JSONWriter) {
         switch self {
-        case .null: output += Array("null".utf8)
-        case .bool(let value): output += Array((value ? "true" : "false").utf8)
-        case .integer(let value): output += Array(String(value).utf8)
+        case .null: writer.null()
+        case .bool(let value): writer.bool(value)
+        case .integer(let value): writer.integer(value)
         case .float(let value):
             // Always with a fraction, as Ruby prints floats: 5.0, 0.1.
-            let text = value == value.rounded() && abs(value) < 1e15 ? String(format: "%.1f", value) : String(value)
-            output += Array(text.utf8)
-        case .string(let text): Self.writeString(text, to: &output)
-        case .array(let items):
-            output.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                item.write(to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
+            writer.number(spelled: value == value.rounded() && abs(value) < 1e15 ? String(format: "%.1f", value) : String(value))
+        case .string(let text): writer.string(text)
+        case .array(let items): writer.array(items) { $1.write(to: &$0) }
         case .object(let pairs):
-            output.append(UInt8(ascii: "{"))
-            for (index, (key, value)) in pairs.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                Self.writeString(key, to: &output)
-                output.append(UInt8(ascii: ":"))
-                value.write(to: &output)
-            }
-            output.append(UInt8(ascii: "}"))
-        }
-    }
-
-    private static func writeString(_ text: String, to output: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): output += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: output += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: output += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: output += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                output += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: output.append(byte)
+            writer.object { writer in
+                for (key, value) in pairs {
+                    writer.key(key)
+                    value.write(to: &writer)
+                }
             }
         }
-        output.append(UInt8(ascii: "\""))
     }
 }
 
