@@ -47,29 +47,23 @@ enum MetricsExposition {
     }
 
     /// A label value with `\`, `"` and line feeds escaped.
-    static func escapeLabelValue(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else {
-            return value
-        }
-        var escaped = ""
-        for character in value.unicodeScalars {
-            switch character {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.unicodeScalars.append(character)
-            }
-        }
-        return escaped
-    }
+    static func escapeLabelValue(_ value: String) -> String { escape(value, quotes: true) }
 
     /// Help text with `\` and line feeds escaped (quotes stay as they are in 0.0.4).
-    static func escapeHelp(_ text: String) -> String {
+    static func escapeHelp(_ text: String) -> String { escape(text, quotes: false) }
+
+    /// The two escapings of the format, which differ only in quotes; text with nothing to
+    /// escape (nearly every label value) is returned as it is.
+    private static func escape(_ text: String, quotes: Bool) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\n") || (quotes && $0 == UInt8(ascii: "\"")) }) else {
+            return text
+        }
         var escaped = ""
         for character in text.unicodeScalars {
             switch character {
             case "\\": escaped += "\\\\"
             case "\n": escaped += "\\n"
+            case "\"" where quotes: escaped += "\\\""
             default: escaped.unicodeScalars.append(character)
             }
         }
