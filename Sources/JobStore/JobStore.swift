@@ -34,18 +34,21 @@ public protocol JobStore: Sendable {
     func renewLease(id: JobID, worker: String, leaseMilliseconds: Int64) throws(JobStoreError) -> Timestamp
 
     /// Stores the result and finishes the job; enqueues `webhook` in the same transaction.
-    /// Returns the job's `finishedAt`, so a caller holding the claimed record has the finished one
-    /// without reading it back. Throws `.leaseLost` when the worker no longer owns the job
-    /// (cancelled, requeued, reclaimed).
+    /// `finishedAt` is when the job finished, for a caller that has already put that time in the
+    /// webhook's payload; nil means the store's clock now. Returns the job's `finishedAt`, so a
+    /// caller holding the claimed record has the finished one without reading it back. Throws
+    /// `.leaseLost` when the worker no longer owns the job (cancelled, requeued, reclaimed).
     @discardableResult
-    func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp
+    func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?,
+                  finishedAt: Timestamp?) throws(JobStoreError) -> Timestamp
 
     /// `complete` followed by `claimNext` for the same worker, in one write: a runner that goes
     /// straight on to its next job waits for one commit instead of two. Returns the finished
     /// job's `finishedAt` and the next job, if one was queued. If the completion fails nothing
     /// is claimed.
     func completeAndClaimNext(
-        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
+        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, finishedAt: Timestamp?,
+        leaseMilliseconds: Int64
     ) throws(JobStoreError) -> (finishedAt: Timestamp, next: JobRecord?)
 
     /// Cancels a queued or running job (enqueueing `webhook` with it); returns the state after the
@@ -132,4 +135,21 @@ public protocol JobStore: Sendable {
 
     /// Returns up to `maxPages` free pages (all when nil) to the file system; returns pages freed.
     func incrementalVacuum(maxPages: Int?) throws(JobStoreError) -> Int64
+}
+
+extension JobStore {
+    /// ``complete(id:worker:result:webhook:finishedAt:)`` finishing the job at the store's now.
+    @discardableResult
+    public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp {
+        try complete(id: id, worker: worker, result: result, webhook: webhook, finishedAt: nil)
+    }
+
+    /// ``completeAndClaimNext(id:worker:result:webhook:finishedAt:leaseMilliseconds:)`` finishing
+    /// the job at the store's now.
+    public func completeAndClaimNext(
+        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
+    ) throws(JobStoreError) -> (finishedAt: Timestamp, next: JobRecord?) {
+        try completeAndClaimNext(id: id, worker: worker, result: result, webhook: webhook, finishedAt: nil,
+                                 leaseMilliseconds: leaseMilliseconds)
+    }
 }

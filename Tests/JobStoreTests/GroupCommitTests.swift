@@ -93,4 +93,20 @@ import Testing
         #expect(error?.code == .leaseLost)
         #expect(try fixture.store.job(id: queued)?.state == .queued)
     }
+
+    /// A caller that put the finish time in its webhook's payload gets that time stored.
+    @Test func completionsKeepAGivenFinishTime() throws {
+        let fixture = try Fixture()
+        try fixture.store.insert(batch: [job("a"), job("b"), job("c")])
+        let given = Timestamp(millisecondsSince1970: 1_700_000_000_123)
+        let first = try #require(try fixture.store.claimNext(worker: "w", leaseMilliseconds: 1_000))
+        let handover = try fixture.store.completeAndClaimNext(
+            id: first.id, worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, finishedAt: given, leaseMilliseconds: 1_000)
+        #expect(handover.finishedAt == given)
+        #expect(try fixture.store.job(id: first.id)?.finishedAt == given)
+        let second = try #require(handover.next)
+        let later = Timestamp(millisecondsSince1970: given.millisecondsSince1970 + 1)
+        #expect(try fixture.store.complete(id: second.id, worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, finishedAt: later) == later)
+        #expect(try fixture.store.job(id: second.id)?.finishedAt == later)
+    }
 }

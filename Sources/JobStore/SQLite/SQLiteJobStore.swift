@@ -283,32 +283,37 @@ public final class SQLiteJobStore: JobStore {
 
     /// Stores the result, its tests and the webhook in one durable write (see `JobStore.complete`).
     @discardableResult
-    public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp {
+    public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?,
+                         finishedAt: Timestamp?) throws(JobStoreError) -> Timestamp {
         let now = now
+        let finished = finishedAt?.millisecondsSince1970 ?? now
         try write { connection in
-            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
+            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, finishedAt: finished, now: now)
         }
-        return Timestamp(millisecondsSince1970: now)
+        return Timestamp(millisecondsSince1970: finished)
     }
 
     /// Completes a job and claims the next one in one durable write (see `JobStore.completeAndClaimNext`).
     public func completeAndClaimNext(
-        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, leaseMilliseconds: Int64
+        id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, finishedAt: Timestamp?,
+        leaseMilliseconds: Int64
     ) throws(JobStoreError) -> (finishedAt: Timestamp, next: JobRecord?) {
         let now = now
+        let finished = finishedAt?.millisecondsSince1970 ?? now
         let next = try write { connection in
-            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, now: now)
+            try Self.complete(on: connection, id: id, worker: worker, result: result, webhook: webhook, finishedAt: finished, now: now)
             if self.failingCompletionClaims.load(ordering: .relaxed) > 0 {
                 self.failingCompletionClaims.subtract(1, ordering: .relaxed)
                 throw JobStoreError(.storageFull, "injected failure of the claim after completing \(id.rawValue)")
             }
             return try Self.claimNext(on: connection, worker: worker, now: now, leaseMilliseconds: leaseMilliseconds)
         }
-        return (Timestamp(millisecondsSince1970: now), next)
+        return (Timestamp(millisecondsSince1970: finished), next)
     }
 
     private static func complete(
-        on connection: Connection, id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?, now: Int64
+        on connection: Connection, id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?,
+        finishedAt: Int64, now: Int64
     ) throws {
         let seq = try connection.with(
             """
@@ -318,7 +323,7 @@ public final class SQLiteJobStore: JobStore {
             WHERE id = ? AND state = 'running' AND worker = ?
             RETURNING seq
             """,
-            [now, result.verdict.rawValue, result.message, result.compileOutput, result.compileOutputTruncated,
+            [finishedAt, result.verdict.rawValue, result.message, result.compileOutput, result.compileOutputTruncated,
              result.score, result.extra, id.rawValue, worker]
         ) { statement in try statement.step() ? statement.int64(0) : nil }
         guard let seq else { throw try leaseLost(id: id, worker: worker, on: connection) }

@@ -174,50 +174,47 @@ final class JobRunnerPool: Sendable {
         let id = record.id.rawValue
         var next: JobRecord?
         defer { service.running.remove(id) }
-        /// The job as the store has it once completed: the claimed record with the result.
-        func finished(at finishedAt: JobStore::Timestamp) -> JobRecord {
-            var finished = record
-            finished.state = .finished
-            finished.result = result.result
-            finished.finishedAt = finishedAt
-            finished.leaseExpiresAt = nil
-            return finished
-        }
-        let webhook = record.callbackURL.map { url in
-            WebhookRequest(url: url, payload: Judge0Callback.payload(
-                for: StoredJob.view(of: finished(at: .now), request: request, details: result.details)))
-        }
-        // The finished job's view, made here rather than read back; when the store refused the
-        // result (the job was cancelled meanwhile) the job is read, to tell waiters what it became.
+        // The finished job as the store will have it, made here rather than read back: its view
+        // is the webhook's payload and, once stored, what waiters are told, with one finish time.
+        let finishedAt = JobStore::Timestamp.now
+        var finishedRecord = record
+        finishedRecord.state = .finished
+        finishedRecord.result = result.result
+        finishedRecord.finishedAt = finishedAt
+        finishedRecord.leaseExpiresAt = nil
+        let finishedView = StoredJob.view(of: finishedRecord, request: request, details: result.details)
+        let webhook = record.callbackURL.map { WebhookRequest(url: $0, payload: Judge0Callback.payload(for: finishedView)) }
         /// Stores the result, with the runner's next claim unless the pool is stopping.
-        func store() throws(JobStoreError) -> (finishedAt: JobStore::Timestamp, next: JobRecord?) {
+        func store() throws(JobStoreError) -> JobRecord? {
             if !stopping.load(ordering: .acquiring) {
                 do {
                     return try service.store.completeAndClaimNext(
-                        id: record.id, worker: worker, result: result.result, webhook: webhook, leaseMilliseconds: leaseMilliseconds)
+                        id: record.id, worker: worker, result: result.result, webhook: webhook, finishedAt: finishedAt,
+                        leaseMilliseconds: leaseMilliseconds).next
                 } catch where error.code != .leaseLost {
                     // The claim shares the completion's transaction, so a failure of either (the
                     // database at its size limit, say) undid both: store the result on its own.
                 }
             }
-            return (try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook), nil)
+            try service.store.complete(id: record.id, worker: worker, result: result.result, webhook: webhook, finishedAt: finishedAt)
+            return nil
         }
         let view: JobView?
         do {
-            let finishedAt: JobStore::Timestamp
-            (finishedAt, next) = try store()
-            let finishedRecord = finished(at: finishedAt)
+            next = try store()
             // Counted before waiters are told, so a client that saw the result also sees it counted.
             service.metrics.jobFinished(language: record.language, verdict: result.result.verdict,
                                         createdAt: record.createdAt, finishedAt: finishedAt)
             service.jobLog.finished(finishedRecord)
-            view = StoredJob.view(of: finishedRecord, request: request, details: result.details)
+            view = finishedView
         } catch {
             if error.code == .leaseLost {
                 logger.info("job result discarded", metadata: ["job": "\(id)", "reason": "\(error.message)"])
             } else {
                 logger.error("storing a job result failed", metadata: ["job": "\(id)", "error": "\(error)"])
             }
+            // The store refused the result (the job was cancelled meanwhile, say): tell waiters
+            // what the job became instead.
             let current: JobRecord? = try? service.store.job(id: record.id)
             view = current.map { StoredJob.view(of: $0, request: request) }
         }

@@ -32,6 +32,9 @@ struct OperationsEndToEndTests {
             #expect(payload["id"] as? String == id)
             #expect(payload["verdict"] as? String == "accepted")
             #expect((payload["tests"] as? [[String: Any]])?.first?["stdout"] as? String == "hook\n")
+            // The payload is the stored job, to the millisecond.
+            #expect(payload["finished_at"] as? String == job.json["finished_at"] as? String)
+            #expect(payload["finished_at"] is String)
         }
         // Once delivered, nothing more is sent.
         try await Task.sleep(for: .seconds(2))
