@@ -25,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     var settingArguments: [String] = []
 
     func run() throws {
-        let resolved: (settings: ServerSettings, sources: [String: ServerSettings.Source])
+        let resolved: ServerSettings.Resolution
         do {
             resolved = try ServerSettings.resolve(arguments: settingArguments, environment: ProcessInfo.processInfo.environment)
         } catch {
@@ -72,7 +72,7 @@ struct ServeCommand: ParsableCommand {
             throw ExitCode(1)
         }
         // What each setting was given as, to tell which ones a reload changes.
-        var given = (try? ServerSettings.givenValues(arguments: settingArguments, environment: ProcessInfo.processInfo.environment)) ?? [:]
+        var given = resolved.given
         while true {
             var received: Int32 = 0
             guard sigwait(&handledSignals, &received) == 0 else { continue }
@@ -94,8 +94,8 @@ struct ServeCommand: ParsableCommand {
                         logger: Logger) -> [String: String] {
         let environment = ProcessInfo.processInfo.environment
         do {
-            let given = try ServerSettings.givenValues(arguments: settingArguments, environment: environment)
-            let settings = try ServerSettings.resolve(arguments: settingArguments, environment: environment).settings
+            let resolved = try ServerSettings.resolve(arguments: settingArguments, environment: environment)
+            let (settings, given) = (resolved.settings, resolved.given)
             try logOutput.apply(LogOutput.Options(settings))
             service.applyReloaded(settings)
             let changed = ServerSettings.definitions.map(\.name).filter { given[$0] != current[$0] }

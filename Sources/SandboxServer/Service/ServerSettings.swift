@@ -220,7 +220,19 @@ struct ServerSettings: Sendable, Equatable {
 
     static func definition(named name: String) -> Definition? { definitions.first { $0.name == name } }
 
-    /// Resolves every setting: flags over environment over config file over defaults.
+    /// Settings as resolved from flags, environment and config file.
+    struct Resolution {
+        var settings: ServerSettings
+        /// Where each setting came from, by name.
+        var sources: [String: Source]
+        /// The text each setting was given, by name, from the highest-precedence layer that has
+        /// it (settings left at their default are absent). Two resolutions differ in a setting
+        /// exactly when its entry differs, which is how a reload finds what changed.
+        var given: [String: String]
+    }
+
+    /// Resolves every setting: flags over environment over config file over defaults. The config
+    /// file is read once, so the settings and the given values always describe the same file.
     /// - Parameters:
     ///   - arguments: `--name value`, `--name=value`, or `--name` alone for switches.
     ///   - environment: the process environment.
@@ -228,24 +240,14 @@ struct ServerSettings: Sendable, Equatable {
     static func resolve(
         arguments: [String], environment: [String: String],
         readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
-    ) throws(SettingError) -> (settings: ServerSettings, sources: [String: Source]) {
+    ) throws(SettingError) -> Resolution {
         let layers = try layers(arguments: arguments, environment: environment, readFile: readFile)
-        return try resolve(layers)
-    }
-
-    /// The text each setting was given, by name, from the highest-precedence layer that has it
-    /// (settings left at their default are absent). Two resolutions differ in a setting exactly
-    /// when its entry differs, which is how a reload finds what changed.
-    static func givenValues(
-        arguments: [String], environment: [String: String],
-        readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
-    ) throws(SettingError) -> [String: String] {
-        let layers = try layers(arguments: arguments, environment: environment, readFile: readFile)
-        var values: [String: String] = [:]
+        let (settings, sources) = try resolve(layers)
+        var given: [String: String] = [:]
         for definition in definitions {
-            values[definition.name] = layers.flags[definition.name] ?? layers.environment[definition.name] ?? layers.file[definition.name]
+            given[definition.name] = layers.flags[definition.name] ?? layers.environment[definition.name] ?? layers.file[definition.name]
         }
-        return values
+        return Resolution(settings: settings, sources: sources, given: given)
     }
 
     private struct Layers {

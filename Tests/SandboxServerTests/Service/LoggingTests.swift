@@ -127,8 +127,17 @@ final class TemporaryLog {
     }
 
     @Test func givenValuesShowWhatAReloadChanges() throws {
-        let first = try ServerSettings.givenValues(arguments: ["--port", "1"], environment: ["SANDBOX_SERVER_LOG_LEVEL": "debug"])
+        let first = try ServerSettings.resolve(arguments: ["--port", "1"], environment: ["SANDBOX_SERVER_LOG_LEVEL": "debug"]).given
         #expect(first == ["port": "1", "log-level": "debug"])
+        // The file is read once per resolution, for the settings and the given values alike.
+        var reads = 0
+        let fromFile = try ServerSettings.resolve(arguments: ["--config", "c.json"], environment: ["SANDBOX_SERVER_PORT": "2"]) { _ in
+            reads += 1
+            return Data(#"{"port": 3, "workers": 5}"#.utf8)
+        }
+        #expect(reads == 1)
+        #expect(fromFile.given == ["config": "c.json", "port": "2", "workers": "5"])
+        #expect(fromFile.settings.port == 2 && fromFile.settings.workers == 5)
     }
 }
 

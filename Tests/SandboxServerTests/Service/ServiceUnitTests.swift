@@ -76,13 +76,14 @@ import Testing
 @Suite struct ServerSettingsTests {
     @Test func flagBeatsEnvironmentBeatsFileBeatsDefault() throws {
         let file = Data(#"{"port": 3000, "workers": 3, "max-queue": 7, "api-keys": ["a:admin", "u:user"], "allow-network": true}"#.utf8)
-        let (settings, sources) = try ServerSettings.resolve(
+        let resolution = try ServerSettings.resolve(
             arguments: ["--port", "4000", "--config", "/etc/x.json"],
             environment: ["SANDBOX_SERVER_PORT": "5000", "SANDBOX_SERVER_WORKERS": "5", "UNRELATED": "1"],
             readFile: { path in
                 #expect(path == "/etc/x.json")
                 return file
             })
+        let (settings, sources) = (resolution.settings, resolution.sources)
         #expect(settings.port == 4000)
         #expect(sources["port"] == .flag)
         #expect(settings.workers == 5)
@@ -96,7 +97,7 @@ import Testing
     }
 
     @Test func equalsFormSwitchesAndErrors() throws {
-        let (settings, _) = try ServerSettings.resolve(arguments: ["--host=0.0.0.0", "--allow-network", "--data-dir", "/d"], environment: [:])
+        let settings = try ServerSettings.resolve(arguments: ["--host=0.0.0.0", "--allow-network", "--data-dir", "/d"], environment: [:]).settings
         #expect(settings.host == "0.0.0.0")
         #expect(settings.allowNetwork)
         #expect(settings.dataDirectory == "/d")
