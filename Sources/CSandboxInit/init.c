@@ -164,6 +164,15 @@ struct init_rusage {
     long rest[13];
 };
 
+/// Fills the cis_program_status record from the program's wait status and rusage. Through
+/// pointers: a struct copy could become a memcpy call.
+CIS_INLINE void init_record(volatile int64_t *report, int status, const struct init_rusage *usage) {
+    report[0] = (int64_t)(uint32_t)status;
+    report[1] = usage->user_seconds * 1000000 + usage->user_microseconds;
+    report[2] = usage->system_seconds * 1000000 + usage->system_microseconds;
+    report[3] = usage->max_rss_kib;
+}
+
 __attribute__((visibility("hidden"), noreturn)) CIS_INIT void cis_init_main(long *initial_stack) {
     // Undumpable before anything else exists in the namespace: the program (same uid) must not
     // open /proc/1/mem or ptrace init (seccomp denies ptrace too).
@@ -210,10 +219,7 @@ __attribute__((visibility("hidden"), noreturn)) CIS_INIT void cis_init_main(long
             long reaped = SYSCALL(__NR_wait4, -1, &status, WNOHANG | __WALL, &usage, 0, 0);
             if (reaped <= 0) break;
             if (reaped == pid) {
-                report[0] = (int64_t)(uint32_t)status;
-                report[1] = usage.user_seconds * 1000000 + usage.user_microseconds;
-                report[2] = usage.system_seconds * 1000000 + usage.system_microseconds;
-                report[3] = usage.max_rss_kib;
+                init_record(report, status, &usage);
                 done = 1;
                 break;
             }
@@ -224,10 +230,7 @@ __attribute__((visibility("hidden"), noreturn)) CIS_INIT void cis_init_main(long
             int status = 0;
             struct init_rusage usage;
             if (SYSCALL(__NR_wait4, pid, &status, __WALL, &usage, 0, 0) == pid) {
-                report[0] = (int64_t)(uint32_t)status;
-                report[1] = usage.user_seconds * 1000000 + usage.user_microseconds;
-                report[2] = usage.system_seconds * 1000000 + usage.system_microseconds;
-                report[3] = usage.max_rss_kib;
+                init_record(report, status, &usage);
                 break;
             }
             continue;
