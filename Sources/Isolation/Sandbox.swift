@@ -114,17 +114,15 @@ public final class Sandbox: Sendable {
             throw SandboxError(.system, "create the sandbox's init image in a memfd (memfd_create, sealing and exec of a memfd are needed; vm.memfd_noexec must be 0 or 1)", errno: errno)
         }
         initImage = image
-        do {
-            cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
-        } catch {
-            Glibc.close(image)
-            throw error
-        }
+        // The image is this initializer's to close if start-up fails anywhere below; once it
+        // succeeds, close() alone closes it.
+        var started = false
+        defer { if !started { Glibc.close(image) } }
+        cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
         do {
             try cgroups.setUp(slots: configuration.slots)
         } catch {
             cgroups.tearDown()
-            Glibc.close(image)
             throw error
         }
         boxes = users.enumerated().map { index, user in
@@ -138,7 +136,6 @@ public final class Sandbox: Sendable {
             }
         } catch {
             cgroups.tearDown()
-            Glibc.close(image)
             throw error
         }
         var namespaces: [Int32] = []
@@ -148,7 +145,6 @@ public final class Sandbox: Sendable {
             spawners.forEach { $0.stop() }
             namespaces.forEach { Glibc.close($0) }
             cgroups.tearDown()
-            Glibc.close(image)
         }
         let host = Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
         guard host >= 0 else {
@@ -180,6 +176,7 @@ public final class Sandbox: Sendable {
         self.spawners = spawners
         freeSlots = Mutex(Array((0..<configuration.slots).reversed()))
         slotSemaphore = DispatchSemaphore(value: configuration.slots)
+        started = true
     }
 
     deinit { close() }
