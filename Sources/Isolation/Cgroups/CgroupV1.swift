@@ -37,6 +37,12 @@ final class CgroupV1Backend: CgroupBackend {
         var cpuQuota: Double?? = .none
         var hasMemsw = false
         var files = SlotFiles()
+
+        /// Every descriptor the slot holds, closed when its groups are replaced or torn down.
+        func closeDescriptors() {
+            let kept = [files.memoryUsage, files.memoryPeak, files.oomControl, files.cpuUsage]
+            for fd in tasksDescriptors + kept where fd >= 0 { close(fd) }
+        }
     }
 
     /// The interface files every run reads or resets, kept open per slot: a path lookup plus an
@@ -47,10 +53,6 @@ final class CgroupV1Backend: CgroupBackend {
         var memoryPeak: Int32 = -1
         var oomControl: Int32 = -1
         var cpuUsage: Int32 = -1
-
-        func closeAll() {
-            for fd in [memoryUsage, memoryPeak, oomControl, cpuUsage] where fd >= 0 { close(fd) }
-        }
     }
 
     var location: String { memoryParent }
@@ -148,8 +150,7 @@ final class CgroupV1Backend: CgroupBackend {
             states[slot] = SlotState(tasksDescriptors: descriptors, spawner: old?.spawner, hasMemsw: hasMemsw, files: files)
             return old
         }
-        previous?.tasksDescriptors.forEach { if $0 >= 0 { close($0) } }
-        previous?.files.closeAll()
+        previous?.closeDescriptors()
     }
 
     func spawnerJoinDescriptors(slot: Int) -> [Int32] {
@@ -272,8 +273,7 @@ final class CgroupV1Backend: CgroupBackend {
             return all
         }
         for (slot, state) in states {
-            state.tasksDescriptors.forEach { if $0 >= 0 { close($0) } }
-            state.files.closeAll()
+            state.closeDescriptors()
             for parent in allParents {
                 let path = slotPath(parent, slot)
                 killProcesses(in: path, sparing: nil)
