@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -495,6 +496,10 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
         // here on a copy-on-write copy of this thread's stack, and its copy of the server's
         // memory is dropped when it execs init.
         pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        // Every kernel this runs on has clone3 (close_range, which the child needs, is newer),
+        // but a seccomp policy above the server can still answer ENOSYS for it, as systemd's
+        // RestrictNamespaces= does: BPF cannot read clone3's flags. clone(2) does the same job
+        // when no cgroup fd is needed (v1); CLONE_INTO_CGROUP is clone3's alone.
         if (pid < 0 && errno == ENOSYS && plan->cgroup_dir_fd < 0) {
             pidfd = -1;
             pid = (pid_t)syscall(SYS_clone, (unsigned long)(plan->namespaces | SIGCHLD), 0UL, NULL, NULL, 0UL);
@@ -566,6 +571,18 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
 int cis_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int cis_seccomp_available(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 ? -1 : 0; }
+
+int cis_deny_clone3_on_this_thread(void) {
+    // No architecture check: this only has to stop the native clone3 of one thread.
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof filter / sizeof *filter, .filter = filter};
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0 ? 0 : -1;
+}
 
 int cis_pidfd_send_signal(int pidfd, int signal) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);

@@ -80,6 +80,60 @@ struct SpawnPathTests {
         #expect(cis_process_dumpable() == before)
     }
 
+    /// clone3 exists on every kernel the sandbox runs on, yet a seccomp policy above the server
+    /// can answer ENOSYS for it (systemd's RestrictNamespaces= does).
+    /// The fork-like spawn of user-namespace mode then uses clone(2), which can do the job on v1;
+    /// on v2 only clone3 can enter the job's group (CLONE_INTO_CGROUP), so the run fails.
+    @Test func userNamespaceModeFallsBackToCloneWhenClone3IsDenied() throws {
+        var denied: Int32 = -1
+        var deniedError: Int32 = 0
+        var spawnerFiltered = false
+        var version = 0
+        var result: RunResult?
+        var failure: (any Error)?
+        // The filter stays with a thread and every thread it creates: a thread of its own makes
+        // the fixture (its spawner) and is gone afterwards, as is the spawner once it is closed.
+        onThreadOfItsOwn {
+            denied = cis_deny_clone3_on_this_thread()
+            guard denied == 0 else {
+                deniedError = errno
+                return
+            }
+            do {
+                let fixture = try SandboxFixture(slots: 1, userNamespace: true)
+                version = fixture.sandbox.cgroupVersion
+                spawnerFiltered = status(of: fixture.sandbox.spawners[0].threadID)["Seccomp"] == "2"
+                result = fixture.sandbox.run(RunSpec(executable: "/bin/sh", arguments: ["-c", "echo fallback"]))
+            } catch {
+                failure = error
+            }
+        }
+        try #require(denied == 0, "install the test filter: \(String(cString: strerror(deniedError)))")
+        #expect(failure == nil, "\(String(describing: failure))")
+        #expect(spawnerFiltered, "the spawner thread inherits the filter")
+        if version == 1 {
+            #expect(result?.status == .ok && result?.stdoutText == "fallback\n", "\(String(describing: result))")
+        } else {
+            #expect(result?.status == .internalError, "\(String(describing: result))")
+        }
+    }
+
+    /// Runs `body` on a new thread and waits for it.
+    private func onThreadOfItsOwn(_ body: @escaping () -> Void) {
+        final class Work {
+            let body: () -> Void
+            init(_ body: @escaping () -> Void) { self.body = body }
+        }
+        var thread = pthread_t()
+        let work = Unmanaged.passRetained(Work(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, work)
+        precondition(rc == 0, "pthread_create: \(rc)")
+        pthread_join(thread, nil)
+    }
+
     /// The init image is sealed read-only: nothing, not even this process, can rewrite the
     /// program every sandbox starts as PID 1.
     @Test func theInitImageIsSealedAndReadOnly() throws {

@@ -208,6 +208,11 @@ int cis_build_seccomp_filter(void *_Nullable *_Nonnull program, uint16_t *_Nonnu
 /// 0 when seccomp filters can be installed (PR_GET_SECCOMP works), else -1 with errno.
 int cis_seccomp_available(void);
 
+/// For tests: makes clone3 fail with ENOSYS on the calling thread and every thread it creates
+/// from now on, as a seccomp policy above the server can, so the spawn path's clone(2) fallback
+/// runs. A filter cannot be removed: call it on a thread of its own. Returns 0 or -1 with errno.
+int cis_deny_clone3_on_this_thread(void);
+
 /// pipe2(fds, O_CLOEXEC); returns 0 or -1 with errno. (Glibc's module map hides pipe2.)
 int cis_pipe_cloexec(int fds[_Nonnull 2]);
 
