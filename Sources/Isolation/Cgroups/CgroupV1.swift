@@ -118,11 +118,7 @@ final class CgroupV1Backend: CgroupBackend {
     }
 
     func setUp(slots: Int) throws(SandboxError) {
-        var descriptors: [Int32] = []
-        for parent in allParents {
-            try filesystem.makeGroup(parent)
-            descriptors.append(try filesystem.openDescriptor(parent + "/tasks", flags: O_WRONLY))
-        }
+        let descriptors = try openTasks(of: allParents)
         parentTasks.withLock { $0 = descriptors }
         for slot in 0..<slots {
             try createSlot(slot)
@@ -131,13 +127,9 @@ final class CgroupV1Backend: CgroupBackend {
 
     /// Creates (or empties and reuses) a slot's groups and opens their `tasks` files.
     private func createSlot(_ slot: Int) throws(SandboxError) {
-        var descriptors: [Int32] = []
-        for parent in allParents {
-            let path = slotPath(parent, slot)
-            if filesystem.exists(path) { killProcesses(in: path, sparing: nil) }
-            try filesystem.makeGroup(path)
-            descriptors.append(try filesystem.openDescriptor(path + "/tasks", flags: O_WRONLY))
-        }
+        let groups = allParents.map { slotPath($0, slot) }
+        for path in groups where filesystem.exists(path) { killProcesses(in: path, sparing: nil) }
+        let descriptors = try openTasks(of: groups)
         let memory = slotPath(memoryParent, slot)
         let hasMemsw = filesystem.exists(memory + "/memory.memsw.limit_in_bytes")
         var files = SlotFiles()
@@ -151,6 +143,23 @@ final class CgroupV1Backend: CgroupBackend {
             return old
         }
         previous?.closeDescriptors()
+    }
+
+    /// Makes each group (if missing) and opens its `tasks` file, one per hierarchy. When one
+    /// fails, the files already opened are closed: slots are re-created for as long as the
+    /// server runs, and a failure each time must not leak a descriptor each time.
+    private func openTasks(of groups: [String]) throws(SandboxError) -> [Int32] {
+        var descriptors: [Int32] = []
+        do {
+            for group in groups {
+                try filesystem.makeGroup(group)
+                descriptors.append(try filesystem.openDescriptor(group + "/tasks", flags: O_WRONLY))
+            }
+        } catch {
+            for fd in descriptors where fd >= 0 { close(fd) }
+            throw error
+        }
+        return descriptors
     }
 
     func spawnerJoinDescriptors(slot: Int) -> [Int32] {
