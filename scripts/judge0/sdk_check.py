@@ -149,6 +149,17 @@ def additional_files_for_any_language():
 check("judge0.run with additional_files next to a C and a Python source", additional_files_for_any_language)
 
 
+async def finished_submission(client, token):
+    """Polls every 100 ms, as the SDKs do, until the submission leaves In Queue (1) and Processing (2), for 30 s at most."""
+    detail = None
+    for _ in range(300):
+        detail = await client.get_submission(token)
+        if detail.status.id not in (1, 2):
+            break
+        await asyncio.sleep(0.1)
+    return detail
+
+
 def judge0_client_roundtrip():
     from judge0_client import Judge0Client, SingleFileSubmission  # noqa: PLC0415 - the second client
 
@@ -163,12 +174,7 @@ def judge0_client_roundtrip():
             created = await other.create_submission(
                 SingleFileSubmission(source_code='import sys\nprint(sys.stdin.read().upper(), end="")\n',
                                      language_id=71, stdin="über\n"))
-            detail = None
-            for _ in range(300):
-                detail = await other.get_submission(created.token)
-                if detail.status.id not in (1, 2):
-                    break
-                await asyncio.sleep(0.1)
+            detail = await finished_submission(other, created.token)
             expect(detail.status.id == 3, f"status {detail.status}")
             expect(detail.stdout == "ÜBER\n", f"stdout {detail.stdout!r}")
 
@@ -191,12 +197,7 @@ def judge0_client_multi_file():
                     "src/greet.c": '#include <stdio.h>\nvoid greet(const char *s){ printf("multi, %s\\n", s); }\n',
                 },
                 stdin="file\n", expected_output="multi, file\n"))
-            detail = None
-            for _ in range(300):
-                detail = await other.get_submission(created.token)
-                if detail.status.id not in (1, 2):
-                    break
-                await asyncio.sleep(0.1)
+            detail = await finished_submission(other, created.token)
             expect(detail.status.id == 3, f"status {detail.status} compile_output={detail.compile_output!r} stderr={detail.stderr!r}")
             expect(detail.stdout == "multi, file\n", f"stdout {detail.stdout!r}")
 
