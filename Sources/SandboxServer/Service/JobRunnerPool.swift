@@ -176,7 +176,8 @@ final class JobRunnerPool: Sendable {
         defer { service.running.remove(id) }
         // The finished job as the store will have it, made here rather than read back: its view
         // is the webhook's payload and, once stored, what waiters are told, with one finish time.
-        let finishedAt = JobStore::Timestamp.now
+        // Never before the claim (the store's time), should the wall clock have stepped back.
+        let finishedAt = max(JobStore::Timestamp.now, record.startedAt ?? .now)
         var finishedRecord = record
         finishedRecord.state = .finished
         finishedRecord.result = result.result
