@@ -118,59 +118,43 @@ public final class Sandbox: Sendable {
         // succeeds, close() alone closes it.
         var started = false
         defer { if !started { Glibc.close(image) } }
-        cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
-        do {
-            try cgroups.setUp(slots: configuration.slots)
-        } catch {
-            cgroups.tearDown()
-            throw error
+        let cgroups = try CgroupDetection.backend(for: configuration.cgroup, cpuQuotas: configuration.cpuQuotas)
+        self.cgroups = cgroups
+        var namespaces: [Int32] = []
+        var spawners: [SlotSpawner] = []
+        var host: Int32 = -1
+        // What start-up makes from here on is undone here, newest first, if it fails anywhere.
+        defer {
+            if !started {
+                spawners.forEach { $0.stop() }
+                namespaces.forEach { Glibc.close($0) }
+                if host >= 0 { Glibc.close(host) }
+                cgroups.tearDown()
+            }
         }
+        try cgroups.setUp(slots: configuration.slots)
         boxes = users.enumerated().map { index, user in
             SlotBox(path: "\(work)/slots/\(index)/box", uid: user.uid, gid: user.gid)
         }
-        do {
-            for (index, user) in users.enumerated() {
-                let slotDirectory = "\(work)/slots/\(index)"
-                try System.makeDirectory(slotDirectory, mode: 0o700)
-                chown(slotDirectory, configuration.userNamespace ? user.uid : 0, configuration.userNamespace ? user.gid : 0)
-            }
-        } catch {
-            cgroups.tearDown()
-            throw error
+        for (index, user) in users.enumerated() {
+            let slotDirectory = "\(work)/slots/\(index)"
+            try System.makeDirectory(slotDirectory, mode: 0o700)
+            chown(slotDirectory, configuration.userNamespace ? user.uid : 0, configuration.userNamespace ? user.gid : 0)
         }
-        var namespaces: [Int32] = []
-        var spawners: [SlotSpawner] = []
-        let cgroups = self.cgroups
-        func undo() {
-            spawners.forEach { $0.stop() }
-            namespaces.forEach { Glibc.close($0) }
-            cgroups.tearDown()
-        }
-        let host = Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+        host = Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
         guard host >= 0 else {
-            let error = errno
-            undo()
-            throw SandboxError(.namespacesUnavailable, "open /proc/self/ns/net", errno: error)
+            throw SandboxError(.namespacesUnavailable, "open /proc/self/ns/net", errno: errno)
         }
         hostNetworkNamespace = host
         for slot in 0..<configuration.slots {
             let namespace = cis_create_netns()
-            if namespace < 0 {
-                let error = errno
-                undo()
-                Glibc.close(host)
-                throw SandboxError(.namespacesUnavailable, "create a network namespace (CONFIG_NET_NS)", errno: error)
+            guard namespace >= 0 else {
+                throw SandboxError(.namespacesUnavailable, "create a network namespace (CONFIG_NET_NS)", errno: errno)
             }
             namespaces.append(namespace)
-            do {
-                let spawner = try SlotSpawner(tasksDescriptors: cgroups.spawnerJoinDescriptors(slot: slot), networkNamespace: namespace)
-                spawners.append(spawner)
-                cgroups.attach(spawner: spawner, slot: slot)
-            } catch {
-                undo()
-                Glibc.close(host)
-                throw error
-            }
+            let spawner = try SlotSpawner(tasksDescriptors: cgroups.spawnerJoinDescriptors(slot: slot), networkNamespace: namespace)
+            spawners.append(spawner)
+            cgroups.attach(spawner: spawner, slot: slot)
         }
         slotNetworkNamespaces = namespaces
         self.spawners = spawners

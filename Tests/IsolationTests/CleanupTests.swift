@@ -45,6 +45,30 @@ struct CleanupTests {
         }
     }
 
+    /// A start-up that fails after its cgroups were made (a slot directory cannot be created)
+    /// takes them down again, and a later start-up in the same place works.
+    @Test func aStartUpThatFailsPartWayLeavesNoCgroups() throws {
+        let name = "sandbox-server-test-failed-start-\(getpid())"
+        let work = "/run/\(name)"
+        let configuration = SandboxConfiguration(slots: 2, workRoot: work, firstUID: 64_100, cgroup: CgroupOptions(parent: name))
+        try System.makeDirectories(work + "/slots", mode: 0o700)
+        // Where slot 1's directory goes, a file: mkdir fails after the cgroups exist.
+        let blocker = open(work + "/slots/1", O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+        #expect(blocker >= 0)
+        close(blocker)
+        let error = #expect(throws: SandboxError.self) { _ = try Sandbox(configuration: configuration) }
+        #expect(error?.message.contains("slots/1") == true, "\(String(describing: error))")
+        let hierarchies = CgroupV1Backend.hierarchies(mountinfo: try System.readFile("/proc/self/mountinfo", limit: 1 << 22))
+        var groups = ["/sys/fs/cgroup/\(name)"]
+        for controller in ["memory", "pids", "cpuacct"] { groups.append((hierarchies[controller] ?? "/sys/fs/cgroup/\(controller)") + "/" + name) }
+        for group in groups { #expect(!System.fileExists(group), "cgroup \(group) is removed") }
+        unlink(work + "/slots/1")
+        let sandbox = try Sandbox(configuration: configuration)
+        #expect(sandbox.run(RunSpec(executable: "/bin/true")).status == .ok)
+        sandbox.close()
+        #expect(!System.fileExists(work))
+    }
+
     @Test func aSecondInstanceCleansUpAfterACrashedOne() throws {
         let name = "sandbox-server-test-crash-\(getpid())"
         let configuration = SandboxConfiguration(slots: 1, workRoot: "/run/\(name)", firstUID: 64_000, cgroup: CgroupOptions(parent: name))
