@@ -422,34 +422,24 @@ int cis_spawn(const cis_spawn_plan *plan, cis_spawn_result *result) {
     init_argv[1] = (char *)plan->path;
     for (size_t i = 0; i <= argument_count; i++) init_argv[i + 2] = plan->argv[i];
 
-    int error_pipe[2];
-    int status_pipe[2];
-    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
-        result->error = (cis_child_error){CIS_STEP_CLONE, errno, 0};
-        free(init_argv);
-        return -1;
-    }
-    if (pipe2(status_pipe, O_CLOEXEC) != 0) {
-        int saved = errno;
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        free(init_argv);
-        result->error = (cis_child_error){CIS_STEP_CLONE, saved, 1};
-        return -1;
-    }
-
-    // User-namespace mode: a pipe on which the child waits for its uid/gid maps.
+    // The error and status pipes, and in user-namespace mode a pipe on which the child waits for
+    // its uid/gid maps. A failure names the pipe by its index (0, 1, 2) in the error record.
+    int error_pipe[2] = {-1, -1};
+    int status_pipe[2] = {-1, -1};
     int sync_pipe[2] = {-1, -1};
     int user_namespace = (plan->namespaces & CLONE_NEWUSER) != 0;
-    if (user_namespace && pipe2(sync_pipe, O_CLOEXEC) != 0) {
-        int saved = errno;
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        close(status_pipe[0]);
-        close(status_pipe[1]);
-        free(init_argv);
-        result->error = (cis_child_error){CIS_STEP_CLONE, saved, 2};
-        return -1;
+    int *const pipes[] = {error_pipe, status_pipe, sync_pipe};
+    for (int index = 0; index < (user_namespace ? 3 : 2); index++) {
+        if (pipe2(pipes[index], O_CLOEXEC) != 0) {
+            int saved = errno;
+            for (int made = 0; made < index; made++) {
+                close(pipes[made][0]);
+                close(pipes[made][1]);
+            }
+            free(init_argv);
+            result->error = (cis_child_error){CIS_STEP_CLONE, saved, index};
+            return -1;
+        }
     }
 
     // Block every signal around clone so no handler of the parent (Swift's crash handlers, the
