@@ -175,11 +175,13 @@ final class CgroupV1Backend: CgroupBackend {
             throw SandboxError(.cgroupUnavailable, "cgroup slot \(slot) was not set up")
         }
         let memory = slotPath(memoryParent, slot)
-        var baseline = cgroupInteger(read(state.files.memoryUsage, memory + "/memory.usage_in_bytes")) ?? 0
+        /// What the slot's memory group is charged before the run (page cache of earlier runs).
+        func chargedBytes() -> Int { cgroupInteger(read(state.files.memoryUsage, memory + "/memory.usage_in_bytes")) ?? 0 }
+        var baseline = chargedBytes()
         if baseline > Self.recycleThresholdBytes {
             try recycle(slot, spawner: state.spawner)
             state = slotState.withLock { $0[slot]! }
-            baseline = cgroupInteger(read(state.files.memoryUsage, memory + "/memory.usage_in_bytes")) ?? 0
+            baseline = chargedBytes()
         }
         if state.memoryLimit != .some(limits.memoryBytes) {
             let value = limits.memoryBytes.map(String.init) ?? "-1"
