@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPCore
 import Isolation
+import JobStore
 import Logging
 import Synchronization
 
@@ -33,11 +34,18 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "Seconds per wrk run.") var duration = 8
     @Option(help: "Who submits the e2e jobs: wrk (a separate process) or builtin (threads of this process).")
     var client = E2EClient.wrk
+    @Option(help: "The store's durability: full (the server's: every acknowledged write synced) or normal (no syncs, to measure what they cost).")
+    var synchronous = StoreDurability.full
     @OptionGroup var baseline: NginxBaselineOptions
 
     enum E2EClient: String, ExpressibleByArgument, CaseIterable {
         case wrk
         case builtin
+    }
+
+    enum StoreDurability: String, ExpressibleByArgument, CaseIterable {
+        case full
+        case normal
     }
 
     struct Program {
@@ -65,12 +73,13 @@ struct BenchE2E: ParsableCommand {
         var logger = Logger(label: "bench-e2e")
         logger.logLevel = .error
         let registry = try LanguageRegistry.embedded()
-        let service = try SandboxService(settings: settings, registry: registry, languages: SandboxService.detectLanguages(registry), logger: logger)
+        let service = try SandboxService(settings: settings, registry: registry, languages: SandboxService.detectLanguages(registry), logger: logger,
+                                         storeSynchronous: synchronous == .full ? .full : .normal)
         defer { service.stop() }
         let port = service.port
         let load = { (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?" }
         let useWrk = client == .wrk && FileManager.default.isExecutableFile(atPath: baseline.wrk)
-        print("bench e2e: \(workers) workers, \(clients) HTTP clients (\(useWrk ? "wrk" : "threads of this process")), \(seconds) s × \(rounds) rounds per figure, cgroup v\(service.sandbox.cgroupVersion), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; load average before: \(load())")
+        print("bench e2e: \(workers) workers, \(clients) HTTP clients (\(useWrk ? "wrk" : "threads of this process")), \(seconds) s × \(rounds) rounds per figure, cgroup v\(service.sandbox.cgroupVersion), \(ProcessInfo.processInfo.activeProcessorCount) CPUs, store synchronous=\(synchronous.rawValue); load average before: \(load())")
 
         var table = TextTable(header: ["program", "sandbox only jobs/s", "end to end jobs/s", "e2e / sandbox",
                                        "CPU ms/job sandbox", "CPU ms/job e2e", "failures"])

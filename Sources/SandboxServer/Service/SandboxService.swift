@@ -45,8 +45,10 @@ final class SandboxService: Sendable {
     /// - Parameters:
     ///   - languages: the result of `LanguageRegistry.detect()`; only available languages are offered.
     ///   - webhookPollInterval: how often due webhooks are looked for (tests shorten it).
+    ///   - storeSynchronous: the store's durability; only `bench e2e` lowers it, to measure what
+    ///     syncing costs (the server always syncs acknowledged writes).
     init(settings: ServerSettings, registry: LanguageRegistry, languages: [LanguageAvailability], logger: Logger,
-         webhookPollInterval: Duration = .milliseconds(250)) throws {
+         webhookPollInterval: Duration = .milliseconds(250), storeSynchronous: Synchronous = .full) throws {
         self.settings = settings
         self.logger = logger
         gracePeriodSeconds = Atomic(settings.shutdownGracePeriodSeconds)
@@ -58,6 +60,7 @@ final class SandboxService: Sendable {
         }
         var storeConfiguration = SQLiteJobStore.Configuration(path: settings.dataDirectory + "/jobs.sqlite3")
         storeConfiguration.maxAttempts = settings.maxAttempts
+        storeConfiguration.synchronous = storeSynchronous
         do {
             store = try SQLiteJobStore(configuration: storeConfiguration)
         } catch {
