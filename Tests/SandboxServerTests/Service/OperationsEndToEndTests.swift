@@ -130,19 +130,17 @@ struct OperationsEndToEndTests {
     /// stores the result on its own and claims its next job afterwards: no result waits for its
     /// lease to expire and its job to run again.
     @Test func aFailedCompleteAndClaimStillStoresTheResult() async throws {
-        let fixture = try await TestService.start(workers: 1) { $0.leaseSeconds = 60 }
-        let api = fixture.transport(.live)
-        let first = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "sleep 1; echo first"])).json["id"] as? String)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await api.get("/v1/jobs/\(first)").json["state"] as? String != "running", ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        // Queued behind the running job, so the runner's completion of the first claims it.
-        let second = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "echo second"])).json["id"] as? String)
+        let fixture = try await TestService.start(workers: 1) { $0.leaseSeconds = 120 }
+        // Set before anything runs, so the first completion is the one that fails, however
+        // slowly a loaded machine gets the requests through.
         fixture.service.store.failClaimsAfterCompletion(1)
+        let api = fixture.transport(.live)
+        let first = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "sleep 0.5; echo first"])).json["id"] as? String)
+        // Normally queued behind the running job, so the failed write would have claimed it.
+        let second = try #require(try await api.post("/v1/jobs", jsonText(["language": "bash", "source": "echo second"])).json["id"] as? String)
         for (id, output) in [(first, "first\n"), (second, "second\n")] {
             // Far below the lease: a result lost with the failed write would leave the job running.
-            let job = try await api.get("/v1/jobs/\(id)?wait=20")
+            let job = try await api.get("/v1/jobs/\(id)?wait=45")
             #expect(job.json["state"] as? String == "finished", "\(job)")
             #expect(job.json["verdict"] as? String == "accepted", "\(job)")
             #expect((job.json["tests"] as? [[String: Any]])?.first?["stdout"] as? String == output, "\(job)")
