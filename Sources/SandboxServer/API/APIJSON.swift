@@ -40,6 +40,9 @@ enum APIJSON {
 
     /// Decodes a request body, turning every decoding failure into the ``APIError`` the client gets.
     static func decodeRequest<Request: Decodable>(_ type: Request.Type, from body: Data) throws(APIError) -> Request {
+        guard !nestsTooDeeply(body) else {
+            throw APIError(.malformedJSON, "the body nests arrays and objects more than \(maximumNesting) levels deep")
+        }
         do {
             return try makeDecoder().decode(Request.self, from: body)
         } catch {
@@ -68,6 +71,10 @@ enum APIJSON {
             return APIError(.missingField, "\(fieldPath) is required", field: fieldPath)
         case let DecodingError.valueNotFound(type, context):
             let fieldPath = path(context.codingPath)
+            // A body of `null` is no more an object than `1` or `"s"` are.
+            if fieldPath.components.isEmpty {
+                return APIError(.malformedJSON, "the request body must be a JSON object, not null")
+            }
             return APIError(.invalidType, "\(fieldPath) must be \(describe(type)), not null", field: fieldPath)
         case let DecodingError.typeMismatch(type, context):
             let fieldPath = path(context.codingPath)
@@ -178,5 +185,45 @@ enum FieldNameSuggestion {
             previous = current
         }
         return a.isEmpty ? b.count : previous[b.count]
+    }
+}
+
+extension APIJSON {
+    /// How deep a request body may nest arrays and objects. Decoding recurses once per level on
+    /// an HTTP worker's 512 KB stack, which a `metadata` value nested about 250 levels deep
+    /// overflowed (Foundation's own parser only stops at 512); real requests nest a few levels.
+    static let maximumNesting = 64
+
+    /// Whether `body` nests arrays and objects more than `limit` levels deep. One pass over the
+    /// bytes before any decoding; brackets inside strings do not count. Malformed text is left
+    /// for the decoder to refuse.
+    static func nestsTooDeeply(_ body: some Collection<UInt8>, limit: Int = maximumNesting) -> Bool {
+        func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            var depth = 0
+            var inString = false
+            var escaped = false
+            for byte in bytes {
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if byte == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                    }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "\""): inString = true
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    depth += 1
+                    if depth > limit { return true }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+                default: break
+                }
+            }
+            return false
+        }
+        return body.withContiguousStorageIfAvailable(scan) ?? Array(body).withUnsafeBufferPointer(scan)
     }
 }

@@ -242,7 +242,8 @@ struct Judge0Routes: Sendable {
 
     private func createBatch(_ request: HTTPRequest) throws(Judge0Failure) -> HTTPResponse {
         let base64 = request.queryParameters["base64_encoded"] == "true"
-        guard case .object(let body)? = try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)),
+        guard !APIJSON.nestsTooDeeply(request.body),
+              case .object(let body)? = try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)),
               case .array(let items)? = body["submissions"], !items.isEmpty
         else {
             throw Judge0Failure(status: .badRequest, body: Self.errorBody("there should be at least one submission in a batch"))

@@ -61,7 +61,10 @@ struct Judge0SubmissionRequest: Sendable, Equatable {
             for (name, value) in QueryParameters(rawQuery: String(decoding: body, as: UTF8.self)) { fields[name] = .string(value) }
             return fields
         }
-        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body)) else { return nil }
+        // Too deep is refused as malformed before decoding: see `APIJSON.maximumNesting`.
+        guard !APIJSON.nestsTooDeeply(body),
+              case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body))
+        else { return nil }
         return object
     }
 

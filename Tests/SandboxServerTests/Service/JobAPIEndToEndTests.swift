@@ -162,6 +162,43 @@ struct JobAPIEndToEndTests {
         #expect(noRoute.errorCode == "not_found")
         let wrongType = try await api.send(.POST, "/v1/jobs", body: "language=bash", headers: ["Content-Type": "text/plain"])
         #expect(wrongType.status == 415)
+        for notAnObject in ["null", "1", #""s""#, "[]"] {
+            for path in ["/v1/jobs", "/v1/jobs/batch"] {
+                let refused = try await api.post(path, notAnObject)
+                #expect(refused.status == 400, "\(path) \(notAnObject): \(refused)")
+                #expect(refused.errorCode == "malformed_json", "\(path) \(notAnObject): \(refused)")
+            }
+        }
+    }
+
+    /// Metadata nested far past any real use is refused before decoding, whose recursion once
+    /// overflowed an HTTP worker's stack at about 250 levels and killed the server; deep but
+    /// sane metadata is kept.
+    @Test(arguments: TransportKind.allCases)
+    func deeplyNestedBodiesAreRefusedAndTheServerLives(_ kind: TransportKind) async throws {
+        let fixture = try await TestService.start()
+        let api = fixture.transport(kind)
+        func nested(_ depth: Int, _ open: String, _ close: String) -> String {
+            String(repeating: open, count: depth) + String(repeating: close, count: depth)
+        }
+        for depth in [65, 300, 600, 5_000] {
+            for (open, close) in [("[", "]"), (#"{"a":"#, "1}")] {
+                let body = #"{"language":"bash","source":"true","metadata":"# + nested(depth, open, close) + "}"
+                let refused = try await api.post("/v1/jobs", body)
+                #expect(refused.status == 400, "depth \(depth): \(refused)")
+                #expect(refused.errorCode == "malformed_json", "depth \(depth): \(refused)")
+                let batch = try await api.post("/v1/jobs/batch", #"{"jobs":["# + body + "]}")
+                #expect(batch.status == 400, "batch, depth \(depth): \(batch)")
+                let judge0 = try await api.post("/submissions", #"{"source_code":"echo","language_id":46,"x":"# + nested(depth, open, close) + "}")
+                #expect((400..<500).contains(judge0.status), "Judge0, depth \(depth): \(judge0)")
+            }
+        }
+        #expect(try await api.get("/v1/health").status == 200, "the server is alive")
+        // Brackets inside strings do not count; 60 levels of real nesting are fine.
+        let metadata = #"{"note":"[[[[[[[[[[\"{{{{"# + String(repeating: "{", count: 100) + #"","deep":"# + nested(60, "[", "]") + "}"
+        let kept = try await api.post("/v1/jobs?wait=30", #"{"language":"bash","source":"true","metadata":"# + metadata + "}")
+        #expect(kept.status == 200, "\(kept)")
+        #expect((kept.json["metadata"] as? [String: Any])?["note"] as? String == "[[[[[[[[[[\"{{{{" + String(repeating: "{", count: 100))
     }
 
     @Test(arguments: TransportKind.allCases)
