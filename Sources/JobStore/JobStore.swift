@@ -53,7 +53,9 @@ public protocol JobStore: Sendable {
 
     /// Cancels a queued or running job (enqueueing `webhook` with it); returns the state after the
     /// call, which is the unchanged final state when the job had already finished or was cancelled.
-    func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState
+    /// `cancelledAt` is the job's `finishedAt`, for a caller that has put it in the webhook's
+    /// payload; nil means the store's clock now.
+    func cancel(id: JobID, webhook: WebhookRequest?, cancelledAt: Timestamp?) throws(JobStoreError) -> JobState
 
     /// Requeues running jobs whose lease has expired; a job that has used all its attempts finishes
     /// as `internal_error` with a message saying why (and a webhook if it has a callback URL).
@@ -142,6 +144,11 @@ extension JobStore {
     @discardableResult
     public func complete(id: JobID, worker: String, result: JobResult, webhook: WebhookRequest?) throws(JobStoreError) -> Timestamp {
         try complete(id: id, worker: worker, result: result, webhook: webhook, finishedAt: nil)
+    }
+
+    /// ``cancel(id:webhook:cancelledAt:)`` at the store's now.
+    public func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState {
+        try cancel(id: id, webhook: webhook, cancelledAt: nil)
     }
 
     /// ``completeAndClaimNext(id:worker:result:webhook:finishedAt:leaseMilliseconds:)`` finishing

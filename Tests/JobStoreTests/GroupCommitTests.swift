@@ -108,5 +108,9 @@ import Testing
         let later = Timestamp(millisecondsSince1970: given.millisecondsSince1970 + 1)
         #expect(try fixture.store.complete(id: second.id, worker: "w", result: JobResult(verdict: "accepted"), webhook: nil, finishedAt: later) == later)
         #expect(try fixture.store.job(id: second.id)?.finishedAt == later)
+        // And a cancel, whose webhook payload carries its time too.
+        let third = try #require(try fixture.store.claimNext(worker: "w", leaseMilliseconds: 1_000))
+        #expect(try fixture.store.cancel(id: third.id, webhook: nil, cancelledAt: given) == .cancelled)
+        #expect(try fixture.store.job(id: third.id)?.finishedAt == given)
     }
 }

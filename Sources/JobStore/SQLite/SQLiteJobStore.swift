@@ -357,14 +357,15 @@ public final class SQLiteJobStore: JobStore {
     }
 
     /// Cancels a queued or running job (see `JobStore.cancel`).
-    public func cancel(id: JobID, webhook: WebhookRequest?) throws(JobStoreError) -> JobState {
+    public func cancel(id: JobID, webhook: WebhookRequest?, cancelledAt: Timestamp?) throws(JobStoreError) -> JobState {
         let now = now
+        let finishedAt = cancelledAt?.millisecondsSince1970 ?? now
         return try write { connection in
             let seq = try connection.with(
                 """
                 UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL
                 WHERE id = ? AND state IN ('queued', 'running') RETURNING seq
-                """, [now, id.rawValue]
+                """, [finishedAt, id.rawValue]
             ) { statement in try statement.step() ? statement.int64(0) : nil }
             if let seq {
                 if let webhook { try Self.enqueueWebhook(seq: seq, webhook, on: connection, now: now) }

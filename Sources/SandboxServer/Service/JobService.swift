@@ -301,31 +301,46 @@ final class JobService: Sendable {
         guard let record = try record(id: id) else { throw Self.notFound(id) }
         switch record.state {
         case .queued, .running:
+            // The cancel time is the webhook payload's `finished_at` and the store's alike (never
+            // before the job was created or claimed, should the wall clock step back).
+            let cancelledAt = max(JobStore::Timestamp.now, record.startedAt ?? record.createdAt)
             let webhook = record.callbackURL.map { url in
                 var view = StoredJob.view(of: record)
                 view.state = .cancelled
                 view.message = "cancelled"
+                view.finishedAt = cancelledAt.date
                 return WebhookRequest(url: url, payload: Judge0Callback.payload(for: view))
             }
-            let state = try storeCall { () throws(JobStoreError) in try store.cancel(id: JobID(id), webhook: webhook) }
+            let state = try storeCall { () throws(JobStoreError) in
+                try store.cancel(id: JobID(id), webhook: webhook, cancelledAt: cancelledAt)
+            }
             running.cancel(id)
             submittedJobs.forget(id)
+            if record.state == .queued { invalidateQueueDepth() }
             guard let after = try self.record(id: id) else { throw Self.notFound(id) }
+            // It finished on its own just before the cancel landed: delete it, as for any job
+            // that has ended, so that a 200 always means the job is cancelled or gone.
+            if state == .finished { return try delete(after) }
             let view = rendered(StoredJob.view(of: after)).view
             if state == .cancelled {
                 jobLog.cancelled(id, requestID: requestID, wasRunning: record.state == .running)
                 events.publish(id, .state(view))
                 metrics.jobCancelled(language: record.language)
             }
-            if record.state == .queued { invalidateQueueDepth() }
             return view
         case .finished, .cancelled:
-            let view = StoredJob.view(of: record)
-            let deleted = try storeCall { () throws(JobStoreError) in try store.deleteFinished(id: JobID(id)) }
-            finishedJobs[id] = nil
-            guard deleted else { throw APIError(.conflict, "job \(id) changed state while it was being deleted; try again") }
-            return view
+            return try delete(record)
         }
+    }
+
+    /// Deletes a job that has ended; returns its last view.
+    private func delete(_ record: JobRecord) throws(APIError) -> JobView {
+        let id = record.id.rawValue
+        let view = StoredJob.view(of: record)
+        let deleted = try storeCall { () throws(JobStoreError) in try store.deleteFinished(id: record.id) }
+        if deleted { finishedJobs.removeDeleted(id) }
+        guard deleted else { throw APIError(.conflict, "job \(id) changed state while it was being deleted; try again") }
+        return view
     }
 
     // MARK: Load
@@ -433,6 +448,9 @@ final class FinishedJobCache: Sendable {
         var entries: [String: RenderedJob] = [:]
         var order: [String] = []
         var head = 0
+        /// Jobs deleted lately, which must not be cached again (ids are never reused).
+        var deleted: Set<String> = []
+        var deletedOrder: [String] = []
     }
 
     private let state = Mutex(State())
@@ -443,6 +461,23 @@ final class FinishedJobCache: Sendable {
     /// Forgets every entry (the retention sweep deleted jobs, and a purged job must read as 404).
     func removeAll() { state.withLock { $0 = State() } }
 
+    /// Forgets a job a client deleted, and keeps it from coming back: the runner that finished it
+    /// a moment before may not have cached its view yet, and a deleted job must read as 404.
+    func removeDeleted(_ id: String) {
+        state.withLock { state in
+            state.entries[id] = nil
+            guard state.deleted.insert(id).inserted else { return }
+            state.deletedOrder.append(id)
+            if state.deletedOrder.count > capacity {
+                let forgotten = state.deletedOrder.count - capacity
+                state.deletedOrder[..<forgotten].forEach { state.deleted.remove($0) }
+                state.deletedOrder.removeFirst(forgotten)
+            }
+        }
+    }
+
+    /// The cached job; setting caches it (unless it was deleted), evicting the oldest beyond
+    /// `capacity`.
     subscript(id: String) -> RenderedJob? {
         get { state.withLock { $0.entries[id] } }
         set {
@@ -451,6 +486,7 @@ final class FinishedJobCache: Sendable {
                     state.entries[id] = nil
                     return
                 }
+                guard !state.deleted.contains(id) else { return }
                 if state.entries.updateValue(newValue, forKey: id) == nil { state.order.append(id) }
                 while state.entries.count > capacity, state.head < state.order.count {
                     state.entries[state.order[state.head]] = nil

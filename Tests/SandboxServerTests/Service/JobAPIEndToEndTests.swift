@@ -91,6 +91,32 @@ struct JobAPIEndToEndTests {
         #expect(tooLong.errorCode == "invalid_value")
     }
 
+    /// A DELETE racing the job's own end: whatever it answers, a 200 means the job is cancelled
+    /// or gone. (It used to answer 200 with the finished job and delete nothing, about one
+    /// time in forty.)
+    @Test func deleteRacingTheJobsEndCancelsOrDeletes() async throws {
+        let fixture = try await TestService.start()
+        let api = fixture.transport(.live)
+        var outcomes: [String: Int] = [:]
+        for round in 0..<150 {
+            let id = try #require(try await api.post("/v1/jobs", #"{"language":"bash","source":"true"}"#).json["id"] as? String)
+            try await Task.sleep(for: .microseconds(100 * (round % 60)))
+            let deleted = try await api.send(.DELETE, "/v1/jobs/\(id)", body: nil, headers: [:])
+            #expect(deleted.status == 200, "\(deleted)")
+            let state = deleted.json["state"] as? String ?? "?"
+            outcomes[state, default: 0] += 1
+            let after = try await api.get("/v1/jobs/\(id)")
+            switch state {
+            case "queued", "running", "cancelled":
+                // Cancelled now (or just before), and kept until deleted.
+                #expect(after.json["state"] as? String == "cancelled", "DELETE said \(state); then \(after)")
+            default:
+                #expect(after.status == 404, "DELETE said \(state); then \(after)")
+            }
+        }
+        #expect(outcomes.values.reduce(0, +) == 150, "\(outcomes)")
+    }
+
     @Test func cancellingARunningJobKillsItsSandbox() async throws {
         let fixture = try await TestService.start(workers: 1)
         let api = fixture.transport(.live)

@@ -42,6 +42,22 @@ struct OperationsEndToEndTests {
         #expect(receiver.requests.count == 3)
     }
 
+    /// The webhook of a cancelled job carries the cancel time the job is stored with.
+    @Test func webhookOfACancelledJobHasItsFinishTime() async throws {
+        let receiver = try WebhookReceiver(statuses: [200])
+        let fixture = try await TestService { settings in settings.webhookAllow = ["127.0.0.1/32"] }
+        let api = fixture.transport(.live)
+        let id = try #require(try await api.post("/v1/jobs", jsonText([
+            "language": "bash", "source": "sleep 30", "callback_url": "http://127.0.0.1:\(receiver.port)/hook"])).json["id"] as? String)
+        let cancelled = try await api.send(.DELETE, "/v1/jobs/\(id)", body: nil, headers: [:])
+        #expect(cancelled.json["state"] as? String == "cancelled", "\(cancelled)")
+        let requests = try await receiver.waitForRequests(1, timeout: .seconds(20))
+        let payload = try #require(requests.first.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.body))) as? [String: Any] })
+        #expect(payload["state"] as? String == "cancelled")
+        #expect(payload["finished_at"] is String, "\(payload)")
+        #expect(payload["finished_at"] as? String == cancelled.json["finished_at"] as? String)
+    }
+
     @Test func webhookToAPrivateAddressIsRefusedUnlessAllowed() async throws {
         let receiver = try WebhookReceiver(statuses: [200])
         let fixture = try await TestService.start()

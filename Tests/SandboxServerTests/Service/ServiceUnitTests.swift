@@ -164,3 +164,28 @@ import Testing
         #expect(document.contains(ServerSettings.markdownTable), "replace the table in \(file) with:\n\(ServerSettings.markdownTable)")
     }
 }
+
+@Suite struct FinishedJobCacheTests {
+    func rendered(_ id: String) -> RenderedJob {
+        let view = JobView(id: id, state: .finished, language: "bash", maxScore: 1, createdAt: Date(timeIntervalSince1970: 0))
+        return RenderedJob(view: view, json: view.jsonBytes)
+    }
+
+    /// A runner caching a job a client has just deleted must not bring it back.
+    @Test func aDeletedJobIsNotCachedAgain() {
+        let cache = FinishedJobCache(capacity: 3)
+        cache["a"] = rendered("a")
+        cache.removeDeleted("a")
+        #expect(cache["a"] == nil)
+        cache["a"] = rendered("a")
+        #expect(cache["a"] == nil, "the late caching of a deleted job is ignored")
+        cache["b"] = rendered("b")
+        #expect(cache["b"]?.view.id == "b")
+        // Tombstones are bounded like the entries: the oldest go first.
+        for id in ["c", "d", "e"] { cache.removeDeleted(id) }
+        cache["a"] = rendered("a")
+        #expect(cache["a"]?.view.id == "a", "the oldest tombstone was forgotten")
+        cache["e"] = rendered("e")
+        #expect(cache["e"] == nil)
+    }
+}
