@@ -94,6 +94,22 @@ import Testing
         #expect(Set(compile.keys) == Set(CompileView.CodingKeys.allCases.map(\.stringValue)))
     }
 
+    /// 64-bit ids in metadata come back digit for digit (they were once read as doubles and
+    /// came back as 1.2345678901234568e+18); fractions keep their shortest form.
+    @Test func metadataNumbersComeBackAsSent() throws {
+        let text = #"{"a":1234567890123456789,"b":9007199254740993,"c":-9223372036854775808,"d":9223372036854775807,"e":1.5,"f":-0.25,"g":0,"h":[1,2.5]}"#
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        var writer = JSONWriter()
+        writer.value(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == text)
+        #expect(try JSONEncoderOracle.text(value) == text)
+        // Beyond 64 bits a number is a double, as before.
+        let huge = try JSONDecoder().decode(JSONValue.self, from: Data("18446744073709551616".utf8))
+        #expect(huge == .number(18_446_744_073_709_551_616))
+        // Integers and doubles of the same value are the same JSON value.
+        #expect(JSONValue.integer(3) == .number(3) && JSONValue.number(3) == .integer(3) && JSONValue.integer(3) != .number(3.5))
+    }
+
     @Test func integersAtTheirLimits() {
         for value in [0, 1, -1, 9, 10, -10, Int.max, Int.min, 1_000_000_007] {
             var writer = JSONWriter()

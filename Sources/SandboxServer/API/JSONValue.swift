@@ -2,7 +2,9 @@
 enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
-    /// Every JSON number; integers beyond 2^53 lose precision, as in JavaScript clients.
+    /// A whole number that fits 64 bits, kept exactly (ids beyond 2^53 are common in metadata).
+    case integer(Int64)
+    /// Any other JSON number.
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -16,6 +18,8 @@ enum JSONValue: Codable, Sendable, Equatable {
             self = .null
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
         } else if let value = try? container.decode(Double.self) {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
@@ -27,11 +31,27 @@ enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// Numbers compare by value, whether they came as integers or not (`1` == `1.0`).
+    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case let (.bool(a), .bool(b)): a == b
+        case let (.integer(a), .integer(b)): a == b
+        case let (.number(a), .number(b)): a == b
+        case let (.integer(a), .number(b)), let (.number(b), .integer(a)): Int64(exactly: b) == a
+        case let (.string(a), .string(b)): a == b
+        case let (.array(a), .array(b)): a == b
+        case let (.object(a), .object(b)): a == b
+        default: false
+        }
+    }
+
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
         case let .bool(value): try container.encode(value)
+        case let .integer(value): try container.encode(value)
         case let .number(value):
             // Integral values are written without a fraction (`3`, not `3.0`), as they came in.
             if value.rounded() == value, abs(value) < 9.007_199_254_740_992e15 {

@@ -144,6 +144,7 @@ struct JSONWriter {
         switch value {
         case .null: null()
         case .bool(let flag): bool(flag)
+        case .integer(let number): integer(Int(number))
         case .number(let number):
             if number.rounded() == number, abs(number) < 9.007_199_254_740_992e15 {
                 integer(Int(number))

@@ -76,6 +76,7 @@ struct Judge0SubmissionRequest: Sendable, Equatable {
             case .none, .null?: return nil
             case .string(let value)?: return value
             // Int(_:) traps beyond its range; only whole numbers well inside it print as integers.
+            case .integer(let value)?: return String(value)
             case .number(let value)?: return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
             case .bool(let value)?: return String(value)
             default:
@@ -91,6 +92,7 @@ struct Judge0SubmissionRequest: Sendable, Equatable {
             guard let value = fields[key] else { return nil }
             switch value {
             case .null: return nil
+            case .integer(let number): return Double(number)
             case .number(let number) where number.isFinite: return number
             case .string(let string):
                 let trimmed = string.trimmingCharacters(in: .whitespaces)
@@ -115,6 +117,7 @@ struct Judge0SubmissionRequest: Sendable, Equatable {
             case .bool(let value)?: return value
             // Rails casts these strings; anything else is false.
             case .string(let value)?: return ["true", "1", "t", "on", "yes"].contains(value.lowercased())
+            case .integer(let value)?: return value != 0
             case .number(let value)?: return value != 0
             default: return false
             }

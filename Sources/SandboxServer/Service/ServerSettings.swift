@@ -349,6 +349,7 @@ struct ServerSettings: Sendable, Equatable {
                 switch value {
                 case .string(let text): text
                 case .bool(let flag): flag ? "true" : "false"
+                case .integer(let number): String(number)
                 case .number(let number): number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
                 default: nil
                 }
