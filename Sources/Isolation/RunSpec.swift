@@ -147,7 +147,8 @@ public struct ResourceLimits: Sendable, Hashable {
     /// An address-space limit per process (RLIMIT_AS): makes `malloc` fail instead of an OOM
     /// kill, as some graders expect. Separate from ``memoryBytes``.
     public var addressSpaceBytes: Int?
-    /// Processes and threads alive at once (pids cgroup).
+    /// The program's processes and threads alive at once (pids cgroup; the sandbox's own init
+    /// is not counted, so 1 lets the program run but not fork or start a thread).
     public var processes: Int
     /// Bytes captured per output stream (stdout, stderr). Output beyond is drained and dropped.
     public var outputBytes: Int

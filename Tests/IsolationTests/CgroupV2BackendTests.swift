@@ -35,7 +35,7 @@ struct CgroupV2BackendTests {
         #expect(try fs.read(group + "/memory.max") == String(64 << 20))
         #expect(try fs.read(group + "/memory.swap.max") == "0")
         #expect(try fs.read(group + "/memory.oom.group") == "1")
-        #expect(try fs.read(group + "/pids.max") == "12")
+        #expect(try fs.read(group + "/pids.max") == "13", "12 for the program, 1 for the sandbox's init")
         #expect(try fs.read(group + "/cpu.max") == "50000 100000")
         #expect(cgroups.spawnerJoinDescriptors(slot: 1).isEmpty, "v2 joins at clone time, never by writing cgroup.procs")
         #expect(!fs.writes.contains { $0.hasPrefix(group + "/cgroup.procs") })

@@ -249,10 +249,14 @@ struct JobRequestValidator: Sendable {
     /// An omitted wall time is at least twice the CPU time, so a CPU-bound program hits its
     /// CPU limit (the meaningful verdict) before the wall clock.
     func resolveLimits(_ requested: LimitsInput) throws(APIError) -> JobLimits {
-        func resolve(_ value: Int?, _ key: JobLimits.CodingKeys, default defaultValue: Int, maximum: Int) throws(APIError) -> Int {
+        func resolve(_ value: Int?, _ key: JobLimits.CodingKeys, default defaultValue: Int, maximum: Int,
+                     minimum: Int = 1) throws(APIError) -> Int {
             guard let value else { return defaultValue }
             let field = "limits.\(key.stringValue)"
             guard value > 0 else { throw APIError(.invalidValue, "\(field) must be positive, not \(value)", field: field) }
+            guard value >= minimum else {
+                throw APIError(.invalidValue, "\(field) is \(value) but the minimum is \(minimum)", field: field)
+            }
             guard value <= maximum else {
                 throw APIError(.limitExceedsMaximum, "\(field) is \(value) but the maximum is \(maximum)", field: field)
             }
@@ -268,7 +272,9 @@ struct JobRequestValidator: Sendable {
         return JobLimits(
             cpuTimeMs: cpuTime,
             wallTimeMs: try resolve(requested.wallTimeMs, .wallTimeMs, default: wallDefault, maximum: maxima.wallTimeMs),
-            memoryBytes: try resolve(requested.memoryBytes, .memoryBytes, default: defaults.memoryBytes, maximum: maxima.memoryBytes),
+            // The memory cgroup needs room for the process itself: below 1 MiB nothing starts.
+            memoryBytes: try resolve(requested.memoryBytes, .memoryBytes, default: defaults.memoryBytes, maximum: maxima.memoryBytes,
+                                     minimum: 1 << 20),
             processes: try resolve(requested.processes, .processes, default: defaults.processes, maximum: maxima.processes),
             outputBytes: try resolve(requested.outputBytes, .outputBytes, default: defaults.outputBytes, maximum: maxima.outputBytes),
             fileSizeBytes: try resolve(requested.fileSizeBytes, .fileSizeBytes, default: defaults.fileSizeBytes, maximum: maxima.fileSizeBytes),

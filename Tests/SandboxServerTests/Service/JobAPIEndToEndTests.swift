@@ -117,6 +117,32 @@ struct JobAPIEndToEndTests {
         #expect(outcomes.values.reduce(0, +) == 150, "\(outcomes)")
     }
 
+    /// `processes` counts the program's processes only: 1 runs it, and stops its first fork.
+    @Test func oneProcessRunsTheProgramButNoFork() async throws {
+        let fixture = try await TestService.start()
+        let api = fixture.transport(.live)
+        let alone = try await api.run(["language": "python3", "source": "print('alone')", "limits": ["processes": 1]])
+        #expect(alone.json["verdict"] as? String == "accepted", "\(alone)")
+        #expect((alone.json["tests"] as? [[String: Any]])?.first?["stdout"] as? String == "alone\n")
+        let forking = try await api.run(["language": "python3", "limits": ["processes": 1], "source": """
+            import os
+            try:
+                os.fork()
+                print("forked")
+            except OSError as error:
+                print("refused", error.errno)
+            """])
+        #expect((forking.json["tests"] as? [[String: Any]])?.first?["stdout"] as? String == "refused 11\n", "\(forking)")
+        let two = try await api.run(["language": "python3", "limits": ["processes": 2], "source": """
+            import os
+            pid = os.fork()
+            if pid == 0: os._exit(0)
+            os.waitpid(pid, 0)
+            print("forked")
+            """])
+        #expect((two.json["tests"] as? [[String: Any]])?.first?["stdout"] as? String == "forked\n", "\(two)")
+    }
+
     @Test func cancellingARunningJobKillsItsSandbox() async throws {
         let fixture = try await TestService.start(workers: 1)
         let api = fixture.transport(.live)
@@ -180,6 +206,11 @@ struct JobAPIEndToEndTests {
         #expect(unknownLanguage.errorCode == "unknown_language")
         let tooMuch = try await api.post("/v1/jobs", #"{"language":"bash","source":"true","limits":{"cpu_time_ms":99999999}}"#)
         #expect(tooMuch.errorCode == "limit_exceeds_maximum")
+        // Below what a sandbox can start with: refused up front, not accepted to fail later.
+        let tooLittle = try await api.post("/v1/jobs", #"{"language":"bash","source":"true","limits":{"memory_bytes":1048575}}"#)
+        #expect(tooLittle.status == 422, "\(tooLittle)")
+        #expect(tooLittle.errorCode == "invalid_value")
+        #expect((tooLittle.json["error"] as? [String: Any])?["message"] as? String == "limits.memory_bytes is 1048575 but the minimum is 1048576")
         let notFound = try await api.get("/v1/jobs/doesNotExist")
         #expect(notFound.status == 404)
         #expect(notFound.errorCode == "not_found")
