@@ -60,8 +60,24 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(!matches(.float, "1", "0x1"))
         #expect(!matches(.float, "1", "inf"))
         #expect(!matches(.float, "nan", "1"))
-        #expect(matches(.float, "nan", "nan"))
+        #expect(!matches(.float, "1e308", "inf"))
+        #expect(!matches(.float, "inf", "-inf"))
+        #expect(!matches(.float, "nan", "inf"))
+        #expect(!matches(.float, "infinite", "inf"))
         #expect(!matches(.float, "1 2", "1"))
+    }
+
+    /// NaN and infinities as each language prints them (C: `nan`, `-nan`, `inf`; Java: `NaN`,
+    /// `Infinity`; Python: `nan`, `inf`; JavaScript: `NaN`, `Infinity`) are the same numbers.
+    @Test func floatNaNAndInfinitiesMatchAcrossSpellings() {
+        #expect(matches(.float, "nan", "nan"))
+        #expect(matches(.float, "nan", "NaN"))
+        #expect(matches(.float, "NaN", "-nan"))
+        #expect(matches(.float, "inf", "Infinity"))
+        #expect(matches(.float, "-inf", "-Infinity"))
+        #expect(matches(.float, "+inf", "inf"))
+        #expect(matches(.float, "inf", "1e309"), "a decimal beyond a double is an infinity")
+        #expect(matches(.float, "-1e400 0.5", "-INF 0.5000001"))
     }
 
     @Test func decimalGrammar() {

@@ -117,17 +117,38 @@ struct OutputComparison: Sendable, Equatable {
         return .match
     }
 
+    /// Finite numbers within tolerance; NaN matches NaN however it is spelled (`nan`, `-nan` of
+    /// C, `NaN` of Java); infinities match infinities of the same sign, a decimal too large for
+    /// a double (`1e309`) included.
     private func numbersMatch(expected: ArraySlice<UInt8>, actual: ArraySlice<UInt8>) -> Bool {
-        guard let expectedValue = Self.decimalNumber(expected), let actualValue = Self.decimalNumber(actual),
-              expectedValue.isFinite, actualValue.isFinite
-        else { return false }
+        guard let expectedValue = Self.floatValue(expected), let actualValue = Self.floatValue(actual) else { return false }
+        if expectedValue.isNaN || actualValue.isNaN { return expectedValue.isNaN && actualValue.isNaN }
+        if expectedValue.isInfinite || actualValue.isInfinite { return expectedValue == actualValue }
         let difference = abs(expectedValue - actualValue)
         return difference <= absoluteTolerance || difference <= relativeTolerance * abs(expectedValue)
     }
 
+    /// A `float`-mode token's value: a plain decimal (see ``decimalNumber(_:)``), or NaN or an
+    /// infinity as C, Java, Python and JavaScript print them (`nan`, `-nan`, `NaN`, `inf`,
+    /// `-Infinity`, any case, optional sign); `nil` for anything else.
+    static func floatValue(_ token: ArraySlice<UInt8>) -> Double? {
+        if let value = decimalNumber(token) { return value }
+        var word = token
+        var negative = false
+        if let sign = word.first, sign == 0x2B || sign == 0x2D {
+            negative = sign == 0x2D
+            word = word.dropFirst()
+        }
+        switch String(decoding: word, as: UTF8.self).lowercased() {
+        case "nan": return .nan
+        case "inf", "infinity": return negative ? -.infinity : .infinity
+        default: return nil
+        }
+    }
+
     /// The value of a plain decimal token (`-12`, `3.`, `.5`, `6.02e23`), or `nil` for anything
-    /// else. Stricter than `Double(_:)`, which would also read `0x1p3`, `inf` and `nan`; those
-    /// must match exactly.
+    /// else. Stricter than `Double(_:)`, which would also read `0x1p3` and other forms graders
+    /// do not mean as numbers.
     static func decimalNumber(_ token: ArraySlice<UInt8>) -> Double? {
         var index = token.startIndex
         func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
