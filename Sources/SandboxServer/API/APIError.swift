@@ -30,6 +30,16 @@ enum APIErrorCode: String, Codable, Sendable, CaseIterable {
     case conflict
     case payloadTooLarge = "payload_too_large"
     case unsupportedMediaType = "unsupported_media_type"
+    /// The request is not well-formed HTTP (a bad request line, header or chunk size).
+    case badRequest = "bad_request"
+    /// The route exists but not for this method (`Allow` names those it has).
+    case methodNotAllowed = "method_not_allowed"
+    /// The request did not arrive in time (headers or body too slow).
+    case requestTimeout = "request_timeout"
+    /// The target (path and query) is longer than the server reads.
+    case uriTooLong = "uri_too_long"
+    /// The headers are larger than the server reads.
+    case headersTooLarge = "headers_too_large"
     /// The queue is full; retry later.
     case tooManyRequests = "too_many_requests"
     case internalError = "internal_error"
@@ -48,6 +58,11 @@ enum APIErrorCode: String, Codable, Sendable, CaseIterable {
         case .idempotencyConflict, .conflict: 409
         case .payloadTooLarge: 413
         case .unsupportedMediaType: 415
+        case .badRequest: 400
+        case .methodNotAllowed: 405
+        case .requestTimeout: 408
+        case .uriTooLong: 414
+        case .headersTooLarge: 431
         case .tooManyRequests: 429
         case .internalError: 500
         case .serviceUnavailable: 503

@@ -241,18 +241,24 @@ struct APIRoutes: Sendable {
         return response
     }
 
-    /// Router and parser failures (404, 405, 400, 413, …) in the API's error shape.
+    /// Router and parser failures (404, 405, 400, 413, …) in the API's error shape. These come
+    /// from HTTP itself, before any JSON is read: a 400 here is `bad_request`, not
+    /// `malformed_json`.
     static let renderError: HTTPErrorRenderer = { context in
         let code: APIErrorCode = switch context.status.code {
-        case 400: .malformedJSON
+        case 400: .badRequest
         case 401: .unauthorized
         case 403: .forbidden
         case 404: .notFound
+        case 405: .methodNotAllowed
+        case 408: .requestTimeout
         case 409: .conflict
         case 413: .payloadTooLarge
+        case 414: .uriTooLong
         case 415: .unsupportedMediaType
+        case 431: .headersTooLarge
         case 503: .serviceUnavailable
-        case 400..<500: .invalidValue
+        case 400..<500: .badRequest
         default: .internalError
         }
         var response = json(ErrorResponse(error: ErrorDetail(code: code, message: context.message, field: nil)), status: context.status)

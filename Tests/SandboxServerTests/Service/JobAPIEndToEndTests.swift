@@ -217,6 +217,9 @@ struct JobAPIEndToEndTests {
         let noRoute = try await api.get("/v1/nothing-here")
         #expect(noRoute.status == 404)
         #expect(noRoute.errorCode == "not_found")
+        let wrongMethod = try await api.send(.PUT, "/v1/jobs", body: "{}", headers: [:])
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.errorCode == "method_not_allowed", "\(wrongMethod)")
         let wrongType = try await api.send(.POST, "/v1/jobs", body: "language=bash", headers: ["Content-Type": "text/plain"])
         #expect(wrongType.status == 415)
         for notAnObject in ["null", "1", #""s""#, "[]"] {
