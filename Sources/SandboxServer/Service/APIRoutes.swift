@@ -213,7 +213,8 @@ struct APIRoutes: Sendable {
     private func waitDuration(_ request: HTTPRequest) throws(APIError) -> Duration? {
         guard let text = request.queryParameters["wait"] else { return nil }
         let maximum = Double(service.configuration.maxWait.components.seconds)
-        guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
+        // Plain decimals only (`Double(_:)` would also read `0x10`, `inf` and `nan`).
+        guard let seconds = OutputComparison.decimalNumber(ArraySlice(text.utf8)), seconds.isFinite, seconds >= 0 else {
             throw APIError(.invalidValue, "wait must be a number of seconds ≥ 0", field: "wait")
         }
         guard seconds <= maximum else {

@@ -217,6 +217,11 @@ struct JobAPIEndToEndTests {
         let noRoute = try await api.get("/v1/nothing-here")
         #expect(noRoute.status == 404)
         #expect(noRoute.errorCode == "not_found")
+        for wait in ["0x10", "inf", "nan", "-1", "1,5", "61"] {
+            let refused = try await api.post("/v1/jobs?wait=\(wait)", #"{"language":"bash","source":"true"}"#)
+            #expect(refused.status == 422, "wait=\(wait): \(refused)")
+            #expect((refused.json["error"] as? [String: Any])?["field"] as? String == "wait", "wait=\(wait): \(refused)")
+        }
         let wrongMethod = try await api.send(.PUT, "/v1/jobs", body: "{}", headers: [:])
         #expect(wrongMethod.status == 405)
         #expect(wrongMethod.errorCode == "method_not_allowed", "\(wrongMethod)")
