@@ -205,7 +205,7 @@ import Testing
     @Test func callbackURLMustBeHTTP() throws {
         #expect(try validator.validate(JobRequest(language: "python3", source: "", callbackURL: "https://a.example/x")).callbackURL
             == URL(string: "https://a.example/x"))
-        for bad in ["ftp://a.example/x", "/relative", "https://", "not a url"] {
+        for bad in ["ftp://a.example/x", "/relative", "https://", "not a url", "http://a.example:99999/x", "http://a.example:0/x"] {
             #expect(validationError(JobRequest(language: "python3", source: "", callbackURL: bad))?.field == "callback_url", "\(bad)")
         }
     }

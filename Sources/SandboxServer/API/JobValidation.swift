@@ -354,6 +354,10 @@ struct JobRequestValidator: Sendable {
         else {
             throw APIError(.invalidValue, "callback_url must be an absolute http or https URL", field: "callback_url")
         }
+        // `URL` takes any digits as a port; a callback to port 99999 could never be delivered.
+        if let port = url.port, !(1...65_535).contains(port) {
+            throw APIError(.invalidValue, "callback_url's port must be between 1 and 65535, not \(port)", field: "callback_url")
+        }
         return url
     }
 
