@@ -72,6 +72,15 @@ import Testing
         #expect(job.files[1].content == [0x00, 0xFF])
         #expect(validationError(JobRequest(language: "python3", files: [FileInput(name: "main.py", content: "!!", encoding: .base64)]))?.field
             == "files[0].content")
+        // MIME-wrapped base64 (76-character lines, CRLF or LF) decodes; other junk still fails.
+        let bytes = (0..<200).map { UInt8($0) }
+        let wrapped = Data(bytes).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]) + "\n"
+        #expect(wrapped.contains("\r\n"))
+        let mime = try validator.validate(JobRequest(
+            language: "python3", files: [FileInput(name: "main.py", content: ""), FileInput(name: "data.bin", content: wrapped, encoding: .base64)]))
+        #expect(mime.files[1].content == bytes)
+        #expect(validationError(JobRequest(language: "python3", files: [FileInput(name: "main.py", content: "AP8=\n!", encoding: .base64)]))?.field
+            == "files[0].content")
     }
 
     @Test func unknownLanguage() {
