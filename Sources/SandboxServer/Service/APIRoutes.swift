@@ -203,7 +203,8 @@ struct APIRoutes: Sendable {
     }
 
     private func requireJSON(_ request: HTTPRequest) throws(APIError) {
-        guard let type = request.headers["Content-Type"] else { return }  // curl -d without -H is common; the body decides
+        // `curl -d '{…}'` without -H sends no type or the form type: the body decides for those.
+        guard let type = request.headers["Content-Type"] else { return }
         let mediaType = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard mediaType == "application/json" || mediaType.hasSuffix("+json") || mediaType == "application/x-www-form-urlencoded" else {
             throw APIError(.unsupportedMediaType, "the body must be application/json, not \(type)")
