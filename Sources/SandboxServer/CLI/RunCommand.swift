@@ -35,7 +35,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("address-space"), help: "Per-process address-space limit (RLIMIT_AS); off by default.")
     var addressSpace: ByteSize?
 
-    @Option(help: "Processes and threads alive at once.")
+    @Option(help: "The program's processes and threads alive at once (the sandbox's init is not counted).")
     var processes: Int = 64
 
     @Option(help: "Bytes kept per output stream; the rest is discarded and flagged.")

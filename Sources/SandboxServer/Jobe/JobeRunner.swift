@@ -136,9 +136,9 @@ struct JobeRunner: Sendable {
             wallTimeMilliseconds: 2 * cpuSeconds * 1000,
             memoryBytes: configuration.memoryCeilingBytes,
             addressSpaceBytes: parameters.memoryLimit > 0 ? bytes(megabytes: parameters.memoryLimit) : nil,
-            // Jobe's RLIMIT_NPROC of numprocs + 1 counts the shell; the pids cgroup also counts
-            // the sandbox's init.
-            processes: max(1, min(parameters.numProcs, 4096)) + 2,
+            // Jobe's RLIMIT_NPROC of numprocs + 1 counts the shell (the sandbox's init is not
+            // counted against `processes`).
+            processes: max(1, min(parameters.numProcs, 4096)) + 1,
             outputBytes: min(bytes(megabytes: parameters.streamSize), configuration.maximumStreamBytes),
             killOnOutputLimit: false,
             fileSizeBytes: fileSizeBytes(parameters, configuration),
