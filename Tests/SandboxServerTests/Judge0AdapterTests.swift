@@ -185,6 +185,18 @@ private func outcome(_ status: RunOutcome.Status, exit: Int? = 0, signal: Int? =
             == .object([("stdout", .string("//4K\n")), ("message", .null)]))
         #expect(throws: Judge0SubmissionView.RenderError.notUTF8) { try submission.render(fields: ["stdout"], base64Encoded: false) }
     }
+
+    /// A native job whose file came MIME-wrapped (accepted since) shows its source to Judge0 too.
+    @Test func wrappedBase64SourceIsShown() throws {
+        let source = String(repeating: "print('wrapped base64')\n", count: 5)
+        let wrapped = Data(source.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+        #expect(wrapped.contains("\n"))
+        let request = JobRequest(language: "python3", files: [FileInput(name: "main.py", content: wrapped, encoding: .base64)])
+        let view = finishedView([(.accepted, outcome(.ok))])
+        let rendered = try Judge0SubmissionView(view: view, request: request, settings: nil, language: nil)
+            .render(fields: ["source_code"], base64Encoded: false)
+        #expect(rendered["source_code"] == .string(source))
+    }
 }
 
 @Suite struct Judge0RequestMapperTests {

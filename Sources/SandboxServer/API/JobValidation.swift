@@ -142,7 +142,7 @@ struct JobRequestValidator: Sendable {
             case .utf8:
                 content = Array(input.content.utf8)
             case .base64:
-                guard let data = Self.base64(input.content) else {
+                guard let data = Base64Text.decode(input.content) else {
                     throw APIError(.invalidValue, "content of \"\(input.name)\" is not valid base64", field: "\(fieldPrefix).content")
                 }
                 content = Array(data)
@@ -158,22 +158,13 @@ struct JobRequestValidator: Sendable {
         return decoded
     }
 
-    /// Strict base64, except that line breaks and blanks are skipped: MIME encoders (`base64`
-    /// of coreutils, Python's `encodebytes`, Java's MIME encoder) wrap lines at 76 characters.
-    static func base64(_ text: String) -> Data? {
-        if let data = Data(base64Encoded: text) { return data }
-        let isBlank: (UInt8) -> Bool = { $0 == 0x0A || $0 == 0x0D || $0 == 0x20 || $0 == 0x09 }
-        guard text.utf8.contains(where: isBlank) else { return nil }
-        return Data(base64Encoded: String(decoding: text.utf8.filter { !isBlank($0) }, as: UTF8.self))
-    }
-
     private func validateArchive(_ text: String?) throws(APIError) -> JobArchive? {
         guard let text else { return nil }
         guard let python = archivePython else {
             throw APIError(
                 .invalidValue, "archives are unpacked by Python 3 inside the sandbox, and this server has no python3", field: "archive")
         }
-        guard let data = Self.base64(text), !data.isEmpty else {
+        guard let data = Base64Text.decode(text), !data.isEmpty else {
             throw APIError(.invalidValue, "archive must be a non-empty zip file in base64", field: "archive")
         }
         guard data.count <= limits.maximumArchiveBytes else {

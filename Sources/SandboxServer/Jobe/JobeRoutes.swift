@@ -71,8 +71,7 @@ struct JobeRoutes: Sendable {
               let encoded = object["file_contents"] as? String
         else { throw .badRequest("put: missing file_contents parameter") }
         // Strict base-64 (as PHP's base64_decode(…, true)), line breaks and blanks aside.
-        let compact = encoded.filter { !" \t\r\n".contains($0) }
-        guard let contents = Data(base64Encoded: compact) else {
+        guard let contents = Base64Text.decode(encoded) else {
             throw .badRequest("put: contents of file \(id) are not valid base-64")
         }
         do { try store.putFile(id: id, contents: contents) } catch {

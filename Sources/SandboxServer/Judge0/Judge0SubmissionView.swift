@@ -75,7 +75,7 @@ struct Judge0SubmissionView: Sendable {
         case "source_code":
             if settings?.languageID == Judge0MultiFileProgram.judge0ID { return nil }  // the program is the archive
             guard let file = request?.files?.first else { return request?.source.map { Array($0.utf8) } }
-            return file.encoding == .base64 ? Data(base64Encoded: file.content).map(Array.init) : Array(file.content.utf8)
+            return file.encoding == .base64 ? Base64Text.decode(file.content).map(Array.init) : Array(file.content.utf8)
         case "stdin": return request?.stdin.map { Array($0.utf8) }
         case "expected_output": return request?.tests?.first?.expectedOutput.map { Array($0.utf8) }
         case "stdout":
@@ -99,7 +99,7 @@ struct Judge0SubmissionView: Sendable {
 
     private static func bytes(_ text: String?, _ encoding: TextEncoding?) -> [UInt8]? {
         guard let text else { return nil }
-        return encoding == .base64 ? Data(base64Encoded: text).map(Array.init) : Array(text.utf8)
+        return encoding == .base64 ? Base64Text.decode(text).map(Array.init) : Array(text.utf8)
     }
 
     private func value(_ field: String) -> Judge0JSON {
@@ -144,7 +144,7 @@ struct Judge0SubmissionView: Sendable {
             let encoded = settings?.languageID == Judge0MultiFileProgram.judge0ID
                 ? request?.files?.first(where: { $0.name == Judge0MultiFileProgram.archiveName })?.content
                 : request?.archive
-            guard let encoded, let bytes = Data(base64Encoded: encoded) else { return .null }
+            guard let encoded, let bytes = Base64Text.decode(encoded) else { return .null }
             return .string(Judge0Base64.encode(Array(bytes)))
         case "enable_network": return settings.map { .bool($0.enableNetwork) } ?? .null
         default: return .null
