@@ -210,7 +210,7 @@ final class JobService: Sendable {
     /// Encodes a view, remembering it when the job is finished or cancelled.
     func rendered(_ view: JobView) -> RenderedJob {
         let rendered = RenderedJob(view: view, json: view.jsonBytes)
-        if view.state == .finished || view.state == .cancelled { finishedJobs[view.id] = rendered }
+        if view.state == .finished || view.state == .cancelled { finishedJobs.insert(rendered) }
         return rendered
     }
 
@@ -476,27 +476,23 @@ final class FinishedJobCache: Sendable {
         }
     }
 
-    /// The cached job; setting caches it (unless it was deleted), evicting the oldest beyond
-    /// `capacity`.
-    subscript(id: String) -> RenderedJob? {
-        get { state.withLock { $0.entries[id] } }
-        set {
-            state.withLock { state in
-                guard let newValue else {
-                    state.entries[id] = nil
-                    return
-                }
-                guard !state.deleted.contains(id) else { return }
-                if state.entries.updateValue(newValue, forKey: id) == nil { state.order.append(id) }
-                while state.entries.count > capacity, state.head < state.order.count {
-                    state.entries[state.order[state.head]] = nil
-                    state.head += 1
-                }
-                // Compact the eviction order now and then so it does not grow without bound.
-                if state.head > capacity {
-                    state.order.removeFirst(state.head)
-                    state.head = 0
-                }
+    /// The cached job, if any.
+    subscript(id: String) -> RenderedJob? { state.withLock { $0.entries[id] } }
+
+    /// Caches a finished job (unless it was deleted), evicting the oldest beyond `capacity`.
+    func insert(_ job: RenderedJob) {
+        let id = job.view.id
+        state.withLock { state in
+            guard !state.deleted.contains(id) else { return }
+            if state.entries.updateValue(job, forKey: id) == nil { state.order.append(id) }
+            while state.entries.count > capacity, state.head < state.order.count {
+                state.entries[state.order[state.head]] = nil
+                state.head += 1
+            }
+            // Compact the eviction order now and then so it does not grow without bound.
+            if state.head > capacity {
+                state.order.removeFirst(state.head)
+                state.head = 0
             }
         }
     }

@@ -174,18 +174,18 @@ import Testing
     /// A runner caching a job a client has just deleted must not bring it back.
     @Test func aDeletedJobIsNotCachedAgain() {
         let cache = FinishedJobCache(capacity: 3)
-        cache["a"] = rendered("a")
+        cache.insert(rendered("a"))
         cache.removeDeleted("a")
         #expect(cache["a"] == nil)
-        cache["a"] = rendered("a")
+        cache.insert(rendered("a"))
         #expect(cache["a"] == nil, "the late caching of a deleted job is ignored")
-        cache["b"] = rendered("b")
+        cache.insert(rendered("b"))
         #expect(cache["b"]?.view.id == "b")
         // Tombstones are bounded like the entries: the oldest go first.
         for id in ["c", "d", "e"] { cache.removeDeleted(id) }
-        cache["a"] = rendered("a")
+        cache.insert(rendered("a"))
         #expect(cache["a"]?.view.id == "a", "the oldest tombstone was forgotten")
-        cache["e"] = rendered("e")
+        cache.insert(rendered("e"))
         #expect(cache["e"] == nil)
     }
 }
