@@ -241,13 +241,7 @@ struct ServerSettings: Sendable, Equatable {
         arguments: [String], environment: [String: String],
         readFile: (String) throws -> Data = { try Data(contentsOf: URL(fileURLWithPath: $0)) }
     ) throws(SettingError) -> Resolution {
-        let layers = try layers(arguments: arguments, environment: environment, readFile: readFile)
-        let (settings, sources) = try resolve(layers)
-        var given: [String: String] = [:]
-        for definition in definitions {
-            given[definition.name] = layers.flags[definition.name] ?? layers.environment[definition.name] ?? layers.file[definition.name]
-        }
-        return Resolution(settings: settings, sources: sources, given: given)
+        try resolve(layers(arguments: arguments, environment: environment, readFile: readFile))
     }
 
     private struct Layers {
@@ -275,10 +269,11 @@ struct ServerSettings: Sendable, Equatable {
         return Layers(flags: flags, environment: fromEnvironment, file: fromFile)
     }
 
-    private static func resolve(_ layers: Layers) throws(SettingError) -> (settings: ServerSettings, sources: [String: Source]) {
+    private static func resolve(_ layers: Layers) throws(SettingError) -> Resolution {
         let (flags, fromEnvironment, fromFile) = (layers.flags, layers.environment, layers.file)
         var settings = ServerSettings()
         var sources: [String: Source] = [:]
+        var given: [String: String] = [:]
         for definition in definitions {
             let layered: [(Source, String?)] = [(.flag, flags[definition.name]), (.environment, fromEnvironment[definition.name]),
                                                 (.file, fromFile[definition.name])]
@@ -298,8 +293,9 @@ struct ServerSettings: Sendable, Equatable {
                 throw SettingError(description: "\(origin): \((error as? SettingError)?.description ?? "\(error)")")
             }
             sources[definition.name] = source
+            given[definition.name] = value
         }
-        return (settings, sources)
+        return Resolution(settings: settings, sources: sources, given: given)
     }
 
     private static func parseFlags(_ arguments: [String]) throws(SettingError) -> [String: String] {
