@@ -11,6 +11,12 @@ struct CgroupLease: Sendable {
     var baselineMemoryBytes: Int
 }
 
+extension ResourceLimits {
+    /// `pids.max` of a run's group: the program's processes and the sandbox's init, which is a
+    /// task of the group but does not count against ``processes``.
+    var pidsMaximum: Int { processes + 1 }
+}
+
 /// Resource usage of a finished run, from the cgroup.
 struct CgroupUsage: Sendable, Equatable {
     var cpuMicroseconds: Int

@@ -192,9 +192,8 @@ final class CgroupV1Backend: CgroupBackend {
             if state.hasMemsw { try filesystem.write(memory + "/memory.memsw.limit_in_bytes", value) }
             state.memoryLimit = .some(limits.memoryBytes)
         }
-        // The sandbox's init is one of the group's tasks, and so is the spawner thread: neither
-        // counts against the program's processes.
-        let processLimit = limits.processes + 1 + (state.spawner == nil ? 0 : 1)
+        // The spawner thread is one of the group's tasks too (v1 only: it joins the group).
+        let processLimit = limits.pidsMaximum + (state.spawner == nil ? 0 : 1)
         if state.processLimit != processLimit {
             try filesystem.write(slotPath(pidsParent, slot) + "/pids.max", String(processLimit))
             state.processLimit = processLimit

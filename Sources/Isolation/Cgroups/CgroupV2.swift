@@ -107,8 +107,7 @@ final class CgroupV2Backend: CgroupBackend {
             if filesystem.exists(path + "/memory.swap.max") { try filesystem.write(path + "/memory.swap.max", "0") }
             // One OOM kill ends the whole run rather than leaving a crippled process tree.
             if filesystem.exists(path + "/memory.oom.group") { try filesystem.write(path + "/memory.oom.group", "1") }
-            // The sandbox's init is one of the group's tasks; it does not count against the program.
-            try filesystem.write(path + "/pids.max", String(limits.processes + 1))
+            try filesystem.write(path + "/pids.max", String(limits.pidsMaximum))
             if let quota = limits.cpuQuota {
                 guard controllers.withLock({ $0.contains("cpu") }) else {
                     throw SandboxError(.cgroupUnavailable, "a CPU quota needs the cpu controller in \(parentPath)")
